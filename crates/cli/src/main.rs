@@ -1,1 +1,101 @@
-fn main() {}
+//! `auditlake`: keep and question Kubernetes audit history.
+
+mod export;
+mod generate;
+mod ingest;
+mod time_arg;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use auditlake_store::Store;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "auditlake", version, about = "An embedded columnar store with SQL for Kubernetes audit events")]
+struct Cli {
+    /// Where the store is: a folder, file:// or s3://bucket/prefix URL. S3 is configured by the
+    /// standard AWS_* environment variables (AWS_ENDPOINT_URL, AWS_ALLOW_HTTP for a local server).
+    #[arg(long, global = true, env = "AUDITLAKE_STORE", default_value = "./auditlake-data")]
+    store: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Store audit events from log files (rotated, gzipped), EventList documents, folders, globs or `-`.
+    Ingest(ingest::Args),
+    /// Write stored events back as JSON lines.
+    Export(export::Args),
+    /// Generate realistic audit traffic as JSON lines (demos, tests, benchmarks).
+    Gen(generate::Args),
+}
+
+/// Options for the object store, from the environment: `AWS_*` variables, lower-cased as
+/// object_store names its keys.
+fn store_options() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_"))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
+fn open_store(location: &str) -> Result<Store> {
+    Store::open(location, &store_options()).with_context(|| format!("cannot open the store {location}"))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Whether progress bars and colour belong on stderr.
+pub(crate) fn stderr_is_tty() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Ingest(args) => ingest::run(&cli.store, args),
+        Command::Export(args) => export::run(&cli.store, args),
+        Command::Gen(args) => generate::run(args),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            if let Some(hint) = hint(&e) {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    let text = format!("{e:#}");
+    if text.contains("s3://") && (text.contains("credential") || text.contains("connect")) {
+        return Some("set AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION (and AWS_ALLOW_HTTP=true for a plain-HTTP server)");
+    }
+    None
+}

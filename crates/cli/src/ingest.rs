@@ -1,0 +1,105 @@
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use auditlake_ingest::{IngestOptions, Progress, expand_inputs, ingest};
+use auditlake_model::redact::RedactOptions;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Exit code when the ingest completed but some input was rejected (kept in the store).
+pub const EXIT_REJECTED: u8 = 3;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Files, folders, glob patterns, or - for standard input. Gzip is recognised by content.
+    #[arg(required = true)]
+    paths: Vec<String>,
+    /// The cluster these events come from (stored in the `cluster` column).
+    #[arg(long, env = "AUDITLAKE_CLUSTER")]
+    cluster: Option<String>,
+    /// Resources whose request/response bodies have `data`/`stringData` values redacted
+    /// (repeatable; replaces the default, which is `secrets`).
+    #[arg(long = "redact-resource", value_name = "RESOURCE")]
+    redact_resources: Vec<String>,
+    /// Store Secret values as they are. Think twice.
+    #[arg(long, conflicts_with = "redact_resources")]
+    no_redact: bool,
+    /// Memory for decoded events waiting to be written, in MiB.
+    #[arg(long, default_value_t = 192)]
+    buffer_mb: usize,
+    /// Decoding threads (all cores by default).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn bytes(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn input(&self, name: &str, _size: Option<u64>) {
+        self.0.set_message(name.to_owned());
+    }
+}
+
+pub fn run(store: &str, args: Args) -> Result<ExitCode> {
+    let inputs = expand_inputs(&args.paths)?;
+    let store = crate::open_store(store)?;
+    let rt = crate::runtime()?;
+    let mut opts = IngestOptions {
+        cluster: args.cluster,
+        buffer_bytes: args.buffer_mb << 20,
+        file_bytes: (args.buffer_mb << 20) / 2,
+        ..Default::default()
+    };
+    if let Some(t) = args.threads {
+        opts.threads = t;
+    }
+    if args.no_redact {
+        opts.decode.redact = RedactOptions::disabled();
+    } else if !args.redact_resources.is_empty() {
+        opts.decode.redact.resources = args.redact_resources;
+    }
+    let progress: Arc<dyn Progress> = if crate::stderr_is_tty() {
+        let total: u64 = inputs.iter().filter_map(|i| i.size()).sum();
+        let pb = ProgressBar::new(total);
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Arc::new(Bar(pb))
+    } else {
+        Arc::new(())
+    };
+    let started = std::time::Instant::now();
+    let summary = ingest(&store, &inputs, &opts, Arc::clone(&progress), rt.handle())
+        .with_context(|| format!("ingest into {} stopped", store.url()))?;
+    drop(progress);
+    let secs = started.elapsed().as_secs_f64();
+    for r in &summary.first_rejects {
+        eprintln!("rejected {}: {}", r.location(), r.error);
+    }
+    if summary.rejected > summary.first_rejects.len() as u64 {
+        eprintln!("… and {} more rejected", summary.rejected - summary.first_rejects.len() as u64);
+    }
+    eprintln!(
+        "{} input(s): {} events read, {} stored, {} duplicates, {} rejected; {} file(s), {:.1} MB written in {:.1}s ({:.0} events/s)",
+        summary.inputs,
+        summary.read,
+        summary.stored,
+        summary.duplicates,
+        summary.rejected,
+        summary.files_written,
+        summary.bytes_written as f64 / 1e6,
+        secs,
+        summary.read as f64 / secs.max(1e-9),
+    );
+    if summary.rejected > 0 {
+        for p in &summary.rejected_paths {
+            eprintln!("rejected input kept in {p}");
+        }
+        return Ok(ExitCode::from(EXIT_REJECTED));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -3,6 +3,8 @@
 mod export;
 mod generate;
 mod ingest;
+mod repl;
+mod sql;
 mod time_arg;
 
 use std::io::IsTerminal;
@@ -30,6 +32,8 @@ enum Command {
     Ingest(ingest::Args),
     /// Write stored events back as JSON lines.
     Export(export::Args),
+    /// Ask the audit history anything: SQL from -c, -f, standard input, or an interactive shell.
+    Sql(sql::Args),
     /// Generate realistic audit traffic as JSON lines (demos, tests, benchmarks).
     Gen(generate::Args),
 }
@@ -71,6 +75,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ingest(args) => ingest::run(&cli.store, args),
         Command::Export(args) => export::run(&cli.store, args),
         Command::Gen(args) => generate::run(args),
+        Command::Sql(args) => sql::run(&cli.store, args),
     }
 }
 

@@ -1,1 +1,16 @@
-//! placeholder
+//! SQL over an auditlake store, in process, with DataFusion.
+//!
+//! Start from [`AuditSession::open`]: it registers the `audit_events` table (with its hive
+//! partition columns `date` and `hour`), the JSON functions (`json_get_str(request_object, 'spec',
+//! …)`, `annotations->>'authorization.k8s.io/decision'`), and the views of `sql/views/`.
+//!
+//! Time pruning: a predicate on `ts` is turned into a predicate on the partition columns, so that
+//! a question about one hour lists and opens only that hour's files ([`table::AuditEventsTable`]).
+
+mod error;
+mod session;
+pub mod table;
+pub mod views;
+
+pub use error::{Error, Result};
+pub use session::{AuditSession, QueryOptions};

@@ -1,0 +1,17 @@
+/// Errors of the query layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    #[error(transparent)]
+    Store(#[from] auditlake_store::Error),
+    /// A view shipped in `sql/` does not plan: a bug.
+    #[error("built-in view {name} does not plan: {source}")]
+    View {
+        name: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,158 @@
+use std::sync::Arc;
+
+use auditlake_model::audit_events_schema;
+use auditlake_model::schema::{PARTITION_COLUMNS, col as column};
+use auditlake_store::Store;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::dataframe::DataFrame;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::error::DataFusionError;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::{LogicalPlan, col};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::DFParser;
+
+use crate::table::AuditEventsTable;
+use crate::views::VIEWS;
+use crate::{Error, Result};
+
+/// How queries run.
+#[derive(Debug, Clone, Default)]
+pub struct QueryOptions {
+    /// Memory for query execution; a sort or aggregate that needs more spills to disk or fails
+    /// with a clear message.
+    pub memory_limit: Option<usize>,
+    /// Parallelism (cores by default).
+    pub target_partitions: Option<usize>,
+}
+
+/// A DataFusion session over one store.
+pub struct AuditSession {
+    ctx: SessionContext,
+    store: Store,
+}
+
+impl AuditSession {
+    /// Registers `audit_events` and the built-in views. Touches no data file.
+    pub async fn open(store: Store, opts: &QueryOptions) -> Result<Self> {
+        let mut config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("auditlake", "public")
+            .with_create_default_catalog_and_schema(true);
+        if let Some(n) = opts.target_partitions {
+            config = config.with_target_partitions(n);
+        }
+        config.options_mut().execution.parquet.pushdown_filters = true;
+        config.options_mut().execution.parquet.reorder_filters = true;
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(limit) = opts.memory_limit {
+            runtime = runtime.with_memory_limit(limit, 1.0);
+        }
+        let runtime = runtime.build_arc()?;
+        let mut ctx = SessionContext::new_with_config_rt(config, runtime);
+        ctx.register_object_store(&store.object_store_url(), store.object_store());
+        datafusion_functions_json::register_all(&mut ctx)?;
+
+        let url = ListingTableUrl::parse(store.url().as_str())?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_table_partition_cols(
+                PARTITION_COLUMNS
+                    .iter()
+                    .map(|c| ((*c).to_owned(), DataType::Utf8))
+                    .collect(),
+            )
+            .with_file_sort_order(vec![vec![col(column::TS).sort(true, false)]]);
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(audit_events_schema());
+        let table = ListingTable::try_new(config)?;
+        ctx.register_table("audit_events", Arc::new(AuditEventsTable::new(table)))?;
+
+        let this = Self { ctx, store };
+        for v in VIEWS {
+            this.ctx.sql(v.sql).await.map_err(|source| Error::View {
+                name: v.name.to_owned(),
+                source,
+            })?;
+        }
+        Ok(this)
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Plans one SQL statement. The store is read-only: INSERT, UPDATE, DELETE and COPY into the
+    /// store are refused; COPY to a file elsewhere writes only where the user asks.
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        let state = self.ctx.state();
+        let plan = state.create_logical_plan(sql).await?;
+        self.check_read_only(&plan)?;
+        Ok(self.ctx.execute_logical_plan(plan).await?)
+    }
+
+    /// Splits a script into its statements (as SQL text), so that each runs and reports on its own.
+    pub fn split_statements(&self, sql: &str) -> Result<Vec<String>> {
+        let statements = DFParser::parse_sql(sql)?;
+        Ok(statements.into_iter().map(|s| s.to_string()).collect())
+    }
+
+    /// Names of the tables and views, and the columns of each, for completion and `\d`.
+    pub async fn catalog(&self) -> Result<Vec<(String, String, Vec<(String, String)>)>> {
+        let mut out = Vec::new();
+        let state = self.ctx.state();
+        let catalog = state.config().options().catalog.default_catalog.clone();
+        let schema_name = state.config().options().catalog.default_schema.clone();
+        let Some(schema) = self.ctx.catalog(&catalog).and_then(|c| c.schema(&schema_name)) else {
+            return Ok(out);
+        };
+        let mut names = schema.table_names();
+        names.sort();
+        for name in names {
+            if let Some(t) = schema.table(&name).await? {
+                let kind = match t.table_type() {
+                    datafusion::datasource::TableType::View => "view",
+                    _ => "table",
+                };
+                let cols = t
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| (f.name().clone(), f.data_type().to_string()))
+                    .collect();
+                out.push((name, kind.to_owned(), cols));
+            }
+        }
+        Ok(out)
+    }
+
+    fn check_read_only(&self, plan: &LogicalPlan) -> Result<()> {
+        match plan {
+            LogicalPlan::Dml(dml) => Err(DataFusionError::Plan(format!(
+                "{} on {} refused: the audit store is read-only through SQL (write results elsewhere with COPY (SELECT …) TO 'file')",
+                dml.op, dml.table_name
+            ))
+            .into()),
+            LogicalPlan::Copy(copy) => {
+                let root = self.store.url();
+                let target = copy.output_url.trim_start_matches("file://");
+                let local_root = root.path();
+                if copy.output_url.starts_with(root.as_str()) || (self.store.is_local() && target.starts_with(local_root.trim_end_matches('/'))) {
+                    return Err(DataFusionError::Plan(format!(
+                        "COPY into the audit store ({}) refused: the store is written only by `auditlake ingest`",
+                        copy.output_url
+                    ))
+                    .into());
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}

@@ -11,7 +11,6 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{LogicalPlan, col};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion::sql::parser::DFParser;
 
 use crate::table::AuditEventsTable;
 use crate::views::VIEWS;
@@ -97,10 +96,10 @@ impl AuditSession {
         Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 
-    /// Splits a script into its statements (as SQL text), so that each runs and reports on its own.
+    /// Splits a script into its statements, each as the text the user wrote (so that error
+    /// messages quote it and literals survive), dropping pieces that hold only comments.
     pub fn split_statements(&self, sql: &str) -> Result<Vec<String>> {
-        let statements = DFParser::parse_sql(sql)?;
-        Ok(statements.into_iter().map(|s| s.to_string()).collect())
+        split_statements(sql)
     }
 
     /// Names of the tables and views, and the columns of each, for completion and `\d`.
@@ -154,5 +153,77 @@ impl AuditSession {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// Splits SQL text at top-level semicolons, using the tokenizer so that semicolons inside strings
+/// and comments do not count.
+pub fn split_statements(sql: &str) -> Result<Vec<String>> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+
+    let tokens = Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize_with_location()
+        .map_err(|e| DataFusionError::SQL(Box::new(e.into()), None))?;
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let offset = |line: u64, column: u64| -> usize {
+        let start = line_starts
+            .get((line.max(1) - 1) as usize)
+            .copied()
+            .unwrap_or(sql.len());
+        sql[start..]
+            .char_indices()
+            .nth((column.max(1) - 1) as usize)
+            .map_or(sql.len(), |(i, _)| start + i)
+    };
+    let mut out = Vec::new();
+    let mut begin = 0;
+    let mut meaningful = false;
+    for t in &tokens {
+        match &t.token {
+            Token::SemiColon => {
+                let end = offset(t.span.start.line, t.span.start.column);
+                if meaningful {
+                    out.push(sql[begin..end].trim().to_owned());
+                }
+                begin = end + 1;
+                meaningful = false;
+            }
+            Token::Whitespace(
+                Whitespace::Space
+                | Whitespace::Newline
+                | Whitespace::Tab
+                | Whitespace::SingleLineComment { .. }
+                | Whitespace::MultiLineComment(_),
+            )
+            | Token::EOF => {}
+            _ => meaningful = true,
+        }
+    }
+    if meaningful && begin < sql.len() {
+        out.push(sql[begin..].trim().to_owned());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn splits_at_top_level_semicolons() {
+        let s = super::split_statements(
+            "-- c1\nSELECT 'a;b' AS x; /* ; */ SELECT 2;\n-- trailing\nCOPY (SELECT 1) TO '/tmp/x;y.csv'",
+        )
+        .unwrap();
+        assert_eq!(
+            s,
+            vec![
+                "-- c1\nSELECT 'a;b' AS x",
+                "/* ; */ SELECT 2",
+                "-- trailing\nCOPY (SELECT 1) TO '/tmp/x;y.csv'"
+            ]
+        );
+        assert!(super::split_statements("-- nothing\n;;").unwrap().is_empty());
     }
 }

@@ -1,0 +1,255 @@
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+#[test]
+fn generated_day_eventlist_and_gzip_round_trip_through_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let log = generate(dir.path(), "audit.log", 30_000, 1, 7);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // The first third as a plain log, the second as a gzipped rotated file, the rest as webhook
+    // EventList batches of 400 (one per line, as a receiver would append them).
+    let (a, rest) = lines.split_at(10_000);
+    let (b, c) = rest.split_at(10_000);
+    std::fs::write(dir.path().join("audit-2026-03-19T08-00-00.000.log"), a.join("\n") + "\n").unwrap();
+    let gz = std::fs::File::create(dir.path().join("audit-2026-03-19T16-00-00.000.log.gz")).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(gz, flate2::Compression::fast());
+    enc.write_all((b.join("\n") + "\n").as_bytes()).unwrap();
+    enc.finish().unwrap();
+    let mut lists = String::new();
+    for batch in c.chunks(400) {
+        let items: Vec<Value> = batch.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+        lists += &json!({"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":items}).to_string();
+        lists.push('\n');
+    }
+    std::fs::write(dir.path().join("webhook-batches.json"), lists).unwrap();
+    std::fs::remove_file(&log).unwrap();
+
+    let out = ok(&store, &["ingest", "--cluster", "prod-eu", dir.path().to_str().unwrap()]);
+    let s = summary(&out);
+    assert_eq!(s["read"], 30_000, "{}", stderr(&out));
+    assert_eq!(s["stored"], 30_000);
+    assert_eq!(s["rejected"], 0);
+
+    let exported = ok(&store, &["export"]);
+    let back = by_key(json_lines(&String::from_utf8_lossy(&exported.stdout)));
+    let orig = by_key(text.lines().map(|l| serde_json::from_str(l).unwrap()).collect());
+    assert_eq!(back.len(), orig.len());
+    let mut redacted = 0;
+    for (k, o) in &orig {
+        let b = &back[k];
+        if o["objectRef"]["resource"] == "secrets" && (o.get("requestObject").is_some() || o.get("responseObject").is_some()) {
+            redacted += 1;
+            continue;
+        }
+        assert_eq!(b, o, "event {k:?} changed");
+    }
+    assert!(redacted < orig.len() / 100);
+    assert_eq!(count(&store, "select count(*) from audit_events where cluster = 'prod-eu'"), 30_000);
+
+    // Exported lines ingest into a fresh store as the same events: export is lossless both ways.
+    let again = dir.path().join("again.jsonl");
+    std::fs::write(&again, &exported.stdout).unwrap();
+    let store2 = dir.path().join("store2");
+    let s2 = summary(&ok(&store2, &["ingest", again.to_str().unwrap()]));
+    assert_eq!(s2["stored"], 30_000);
+}
+
+#[test]
+fn same_input_twice_and_overlapping_rotations_are_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let log = generate(dir.path(), "all.log", 6_000, 1, 11);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // Two rotated files that overlap by 1000 lines.
+    std::fs::write(dir.path().join("r1.log"), lines[..3_500].join("\n")).unwrap();
+    std::fs::write(dir.path().join("r2.log"), lines[2_500..].join("\n")).unwrap();
+    let s = summary(&ok(&store, &["ingest", dir.path().join("r*.log").to_str().unwrap()]));
+    assert_eq!((s["read"], s["stored"], s["duplicates"]), (7_000, 6_000, 1_000));
+    let s = summary(&ok(&store, &["ingest", log.to_str().unwrap()]));
+    assert_eq!((s["stored"], s["duplicates"]), (0, 6_000));
+    assert_eq!(count(&store, "select count(*) from audit_events"), 6_000);
+    assert_eq!(
+        count(&store, "select count(*) from (select audit_id, stage from audit_events group by 1, 2)"),
+        6_000
+    );
+}
+
+#[test]
+fn bad_lines_are_rejected_reported_and_kept_while_good_ones_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let input = testdata("ingest/good_and_bad.log");
+    let out = run(&store, &["ingest", input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "exit code says something was rejected: {}", stderr(&out));
+    let err = stderr(&out);
+    let s = summary(&out);
+    assert_eq!((s["stored"], s["rejected"]), (4, 5), "{err}");
+    for line in 3..=7 {
+        assert!(err.contains(&format!("good_and_bad.log:{line}:")), "line {line} reported: {err}");
+    }
+    assert!(err.contains("good_and_bad.log:3: invalid JSON"), "{err}");
+    assert!(err.contains("not UTF-8"), "{err}");
+    assert!(err.contains("no usable timestamp"), "{err}");
+    // Kept for inspection in the store, with file and line.
+    let rejected: Vec<Value> = std::fs::read_dir(store.join("_rejected"))
+        .unwrap()
+        .flat_map(|e| json_lines(&std::fs::read_to_string(e.unwrap().path()).unwrap()))
+        .collect();
+    let lines: Vec<u64> = rejected.iter().map(|r| r["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, vec![3, 4, 5, 6, 7]);
+    assert!(rejected[0]["raw"].as_str().unwrap().starts_with("{\"kind\":\"Event\""));
+    assert_eq!(rejected[1]["lossy_utf8"], true);
+    let ids: Vec<Value> = sql_ndjson(&store, "select name from audit_events order by ts");
+    assert_eq!(ids, vec![json!({"name":"cm-1"}), json!({"name":"cm-2"}), json!({"name":"cm-4"}), json!({"name":"cm-5"})]);
+}
+
+#[test]
+fn secret_values_never_reach_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    ok(&store, &["ingest", testdata("ingest/secret_bodies.jsonl").to_str().unwrap()]);
+    let files: Vec<_> = walk(&store);
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        for secret in ["aHVudGVyMg==", "s3cr3t", "czNjcjN0", "bmV3cGFzcw==", "dg==", "dw=="] {
+            assert!(!contains(&bytes, secret.as_bytes()), "{secret} found in {}", f.display());
+        }
+    }
+    let out = ok(&store, &["export"]);
+    let events = json_lines(&String::from_utf8_lossy(&out.stdout));
+    let marker = "<redacted by auditlake>";
+    let create = events.iter().find(|e| e["verb"] == "create" && e["objectRef"]["resource"] == "secrets").unwrap();
+    assert_eq!(create["requestObject"]["data"]["password"], marker);
+    assert_eq!(create["requestObject"]["stringData"]["token"], marker);
+    assert_eq!(create["requestObject"]["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"], marker);
+    assert_eq!(create["responseObject"]["data"]["token"], marker);
+    assert_eq!(create["responseObject"]["metadata"]["uid"], "7d0c1f3e-2b1a-4c5d-9e8f-0a1b2c3d4e5f");
+    let patch = events.iter().find(|e| e["verb"] == "patch").unwrap();
+    assert_eq!(patch["requestObject"][0]["value"], marker);
+    assert_eq!(patch["requestObject"][0]["path"], "/data/password");
+    let list = events.iter().find(|e| e["verb"] == "list").unwrap();
+    assert_eq!(list["responseObject"]["items"][1]["data"]["k2"], marker);
+    let cm = events.iter().find(|e| e["verb"] == "create" && e["objectRef"]["resource"] == "configmaps").unwrap();
+    assert_eq!(cm["requestObject"]["data"]["color"], "blue", "only the configured resources are redacted");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn pretty_eventlist_and_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let s = summary(&ok(&store, &["ingest", testdata("ingest/eventlist_webhook.json").to_str().unwrap()]));
+    assert_eq!((s["stored"], s["rejected"]), (3, 0));
+    let mut child = bin()
+        .arg("--store")
+        .arg(&store)
+        .args(["ingest", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(testdata("ingest/secret_bodies.jsonl")).unwrap())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(summary(&out)["stored"], 4);
+    assert_eq!(count(&store, "select count(*) from audit_events"), 7);
+}
+
+#[test]
+fn every_plain_sample_event_ingests_without_rejection() {
+    let Some(samples) = samples() else {
+        eprintln!("../shared/samples not present: nothing to check");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let files = [
+        "audit2rbac_demo_v1beta1_2017.log",
+        "audit2rbac_demo_v1_relabeled.log",
+        "falco_exec_pod.json",
+        "falco_attach_cluster_admin_role.json",
+        "falco_create_nginx_pod_privileged.json",
+        "falco_create_secret.json",
+    ];
+    let mut originals = Vec::new();
+    for f in files {
+        let p = samples.join(f);
+        let out = ok(&store, &["ingest", "--no-redact", "--cluster", "samples", p.to_str().unwrap()]);
+        assert_eq!(summary(&out)["rejected"], 0, "{f}: {}", stderr(&out));
+        originals.extend(json_lines(&std::fs::read_to_string(p).unwrap()));
+    }
+    // The two audit2rbac files hold the same 37 requests (v1beta1, then relabelled v1): one copy
+    // is stored. Every stored event exports equal to one of the inputs.
+    let out = ok(&store, &["export"]);
+    let back = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(back.len(), 37 + 4);
+    for e in &back {
+        assert!(originals.contains(e), "exported event not among the inputs: {e}");
+    }
+    let v1beta1 = count(&store, "select count(*) from audit_events where event_api_version = 'audit.k8s.io/v1beta1'");
+    assert_eq!(v1beta1, 38);
+    let exec = sql_ndjson(&store, "select user_name, pod, namespace from pod_exec");
+    assert_eq!(exec, vec![json!({"user_name":"minikube-user","pod":"nginx-deployment-7998647bdf-phvq7","namespace":"default"})]);
+}
+
+#[test]
+fn an_ingest_killed_midway_leaves_a_readable_store_and_a_rerun_completes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let log = generate(dir.path(), "big.log", 200_000, 10, 5);
+    let mut child = bin()
+        .arg("--store")
+        .arg(&store)
+        .args(["ingest", "--buffer-mb", "4", "--threads", "1", log.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let n = if store.exists() { walk(&store).iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).count() } else { 0 };
+        if n >= 3 {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "ingest finished before it could be killed");
+        assert!(started.elapsed() < Duration::from_secs(120), "no file appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Readable, and holding only whole files.
+    let partial = count(&store, "select count(*) from audit_events");
+    assert!(partial > 0 && partial < 200_000, "partial = {partial}");
+    let s = summary(&ok(&store, &["ingest", log.to_str().unwrap()]));
+    assert_eq!(s["stored"] + s["duplicates"], 200_000);
+    assert_eq!(s["duplicates"], partial);
+    assert_eq!(count(&store, "select count(*) from audit_events"), 200_000);
+}

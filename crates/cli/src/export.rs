@@ -26,8 +26,18 @@ pub struct Args {
 }
 
 pub fn run(store: &str, args: Args) -> Result<ExitCode> {
-    let from = args.from.as_deref().map(parse_time).transpose()?.unwrap_or(i64::MIN);
-    let to = args.to.as_deref().map(parse_time).transpose()?.unwrap_or(i64::MAX);
+    let from = args
+        .from
+        .as_deref()
+        .map(parse_time)
+        .transpose()?
+        .unwrap_or(i64::MIN);
+    let to = args
+        .to
+        .as_deref()
+        .map(parse_time)
+        .transpose()?
+        .unwrap_or(i64::MAX);
     let store = crate::open_store(store)?;
     let rt = crate::runtime()?;
     let mut out: Box<dyn Write> = match &args.out {
@@ -44,10 +54,14 @@ pub fn run(store: &str, args: Args) -> Result<ExitCode> {
         for f in files {
             batches.extend(rt.block_on(store.read_file(f, None))?);
         }
-        let Some(first) = batches.first() else { continue };
+        let Some(first) = batches.first() else {
+            continue;
+        };
         let batch = concat_batches(&first.schema(), &batches)?;
         drop(batches);
-        let ts_col = batch.column_by_name(col::TS).context("stored file without ts")?;
+        let ts_col = batch
+            .column_by_name(col::TS)
+            .context("stored file without ts")?;
         let idx = sort_to_indices(ts_col, None, None)?;
         let batch = take_record_batch(&batch, &idx)?;
         let ts = batch

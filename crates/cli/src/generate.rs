@@ -44,9 +44,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let stats = match &args.out {
         Some(path) => {
-            let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            let f =
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
             if path.extension().is_some_and(|e| e == "gz") {
-                let mut gz = flate2::write::GzEncoder::new(BufWriter::new(f), flate2::Compression::default());
+                let mut gz = flate2::write::GzEncoder::new(
+                    BufWriter::new(f),
+                    flate2::Compression::default(),
+                );
                 let s = generate(&cfg, &mut gz)?;
                 gz.finish()?.flush()?;
                 s

@@ -81,7 +81,10 @@ pub fn run(store: &str, args: Args) -> Result<ExitCode> {
         eprintln!("rejected {}: {}", r.location(), r.error);
     }
     if summary.rejected > summary.first_rejects.len() as u64 {
-        eprintln!("… and {} more rejected", summary.rejected - summary.first_rejects.len() as u64);
+        eprintln!(
+            "… and {} more rejected",
+            summary.rejected - summary.first_rejects.len() as u64
+        );
     }
     eprintln!(
         "{} input(s): {} events read, {} stored, {} duplicates, {} rejected; {} file(s), {:.1} MB written in {:.1}s ({:.0} events/s)",

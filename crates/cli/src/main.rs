@@ -15,11 +15,20 @@ use auditlake_store::Store;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "auditlake", version, about = "An embedded columnar store with SQL for Kubernetes audit events")]
+#[command(
+    name = "auditlake",
+    version,
+    about = "An embedded columnar store with SQL for Kubernetes audit events"
+)]
 struct Cli {
     /// Where the store is: a folder, file:// or s3://bucket/prefix URL. S3 is configured by the
     /// standard AWS_* environment variables (AWS_ENDPOINT_URL, AWS_ALLOW_HTTP for a local server).
-    #[arg(long, global = true, env = "AUDITLAKE_STORE", default_value = "./auditlake-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "AUDITLAKE_STORE",
+        default_value = "./auditlake-data"
+    )]
     store: String,
 
     #[command(subcommand)]
@@ -48,7 +57,8 @@ fn store_options() -> Vec<(String, String)> {
 }
 
 fn open_store(location: &str) -> Result<Store> {
-    Store::open(location, &store_options()).with_context(|| format!("cannot open the store {location}"))
+    Store::open(location, &store_options())
+        .with_context(|| format!("cannot open the store {location}"))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -100,7 +110,9 @@ fn main() -> ExitCode {
 fn hint(e: &anyhow::Error) -> Option<&'static str> {
     let text = format!("{e:#}");
     if text.contains("s3://") && (text.contains("credential") || text.contains("connect")) {
-        return Some("set AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION (and AWS_ALLOW_HTTP=true for a plain-HTTP server)");
+        return Some(
+            "set AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION (and AWS_ALLOW_HTTP=true for a plain-HTTP server)",
+        );
     }
     None
 }

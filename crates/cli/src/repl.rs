@@ -17,12 +17,66 @@ use rustyline::{Config, Context, Editor, Helper};
 use crate::sql::{Format, one_line, run_statement};
 
 const KEYWORDS: &[&str] = &[
-    "SELECT", "FROM", "WHERE", "GROUP", "BY", "ORDER", "LIMIT", "HAVING", "AS", "AND", "OR", "NOT", "IN", "IS",
-    "NULL", "LIKE", "ILIKE", "BETWEEN", "DISTINCT", "COUNT", "SUM", "MIN", "MAX", "AVG", "JOIN", "LEFT", "INNER",
-    "ON", "WITH", "UNION", "ALL", "CASE", "WHEN", "THEN", "ELSE", "END", "DESC", "ASC", "INTERVAL", "NOW",
-    "EXPLAIN", "ANALYZE", "SHOW", "TABLES", "COLUMNS", "CREATE", "VIEW", "COPY", "TO", "date_trunc",
-    "json_get_str", "json_get", "json_get_int", "json_get_bool", "json_contains", "json_length", "array_has",
-    "unnest", "approx_distinct", "approx_percentile_cont",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP",
+    "BY",
+    "ORDER",
+    "LIMIT",
+    "HAVING",
+    "AS",
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "IS",
+    "NULL",
+    "LIKE",
+    "ILIKE",
+    "BETWEEN",
+    "DISTINCT",
+    "COUNT",
+    "SUM",
+    "MIN",
+    "MAX",
+    "AVG",
+    "JOIN",
+    "LEFT",
+    "INNER",
+    "ON",
+    "WITH",
+    "UNION",
+    "ALL",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "DESC",
+    "ASC",
+    "INTERVAL",
+    "NOW",
+    "EXPLAIN",
+    "ANALYZE",
+    "SHOW",
+    "TABLES",
+    "COLUMNS",
+    "CREATE",
+    "VIEW",
+    "COPY",
+    "TO",
+    "date_trunc",
+    "json_get_str",
+    "json_get",
+    "json_get_int",
+    "json_get_bool",
+    "json_contains",
+    "json_length",
+    "array_has",
+    "unnest",
+    "approx_distinct",
+    "approx_percentile_cont",
 ];
 
 const HELP: &str = "\
@@ -58,7 +112,12 @@ impl Validator for SqlHelper {
 
 impl Completer for SqlHelper {
     type Candidate = Pair;
-    fn complete(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let start = line[..pos]
             .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
             .map_or(0, |i| i + 1);
@@ -73,12 +132,17 @@ impl Completer for SqlHelper {
             .filter(|w| w.to_ascii_lowercase().starts_with(&lower))
             .map(|w| {
                 // Keywords follow the case the user types.
-                let text = if word.chars().all(|c| c.is_ascii_lowercase() || c == '_') && w.chars().all(|c| c.is_ascii_uppercase()) {
+                let text = if word.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    && w.chars().all(|c| c.is_ascii_uppercase())
+                {
                     w.to_ascii_lowercase()
                 } else {
                     w.clone()
                 };
-                Pair { display: text.clone(), replacement: text }
+                Pair {
+                    display: text.clone(),
+                    replacement: text,
+                }
             })
             .collect();
         out.dedup_by(|a, b| a.replacement == b.replacement);
@@ -95,7 +159,11 @@ fn history_path() -> Option<PathBuf> {
     Some(dir.join("history"))
 }
 
-pub fn run(rt: &tokio::runtime::Runtime, session: &AuditSession, mut format: Format) -> Result<ExitCode> {
+pub fn run(
+    rt: &tokio::runtime::Runtime,
+    session: &AuditSession,
+    mut format: Format,
+) -> Result<ExitCode> {
     let catalog = rt.block_on(session.catalog())?;
     let mut words: Vec<String> = KEYWORDS.iter().map(|s| (*s).to_owned()).collect();
     for (name, _, cols) in &catalog {
@@ -104,7 +172,10 @@ pub fn run(rt: &tokio::runtime::Runtime, session: &AuditSession, mut format: For
     }
     words.sort();
     words.dedup();
-    let config = Config::builder().auto_add_history(true).max_history_size(10_000)?.build();
+    let config = Config::builder()
+        .auto_add_history(true)
+        .max_history_size(10_000)?
+        .build();
     let mut rl: Editor<SqlHelper, rustyline::history::FileHistory> = Editor::with_config(config)?;
     rl.set_helper(Some(SqlHelper { words }));
     let history = history_path();
@@ -112,7 +183,11 @@ pub fn run(rt: &tokio::runtime::Runtime, session: &AuditSession, mut format: For
         let _ = rl.load_history(h);
     }
     let mut timing = false;
-    println!("auditlake {} on {} — \\? for help, \\q to quit", env!("CARGO_PKG_VERSION"), session.store().url());
+    println!(
+        "auditlake {} on {} — \\? for help, \\q to quit",
+        env!("CARGO_PKG_VERSION"),
+        session.store().url()
+    );
     loop {
         let line = match rl.readline("auditlake> ") {
             Ok(l) => l,
@@ -155,7 +230,9 @@ pub fn run(rt: &tokio::runtime::Runtime, session: &AuditSession, mut format: For
                                 println!("  {c:28} {t}");
                             }
                         }
-                        None => eprintln!("error: no table or view named {name:?} (\\d lists them)"),
+                        None => {
+                            eprintln!("error: no table or view named {name:?} (\\d lists them)")
+                        }
                     }
                 }
                 _ => eprintln!("error: unknown command \\{cmd} (\\? for help)"),
@@ -203,4 +280,3 @@ pub fn run(rt: &tokio::runtime::Runtime, session: &AuditSession, mut format: For
     }
     Ok(ExitCode::SUCCESS)
 }
-

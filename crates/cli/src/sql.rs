@@ -21,7 +21,8 @@ pub enum Format {
 impl std::str::FromStr for Format {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        <Format as clap::ValueEnum>::from_str(s, true).map_err(|_| format!("unknown format {s:?}: table, csv, json or ndjson"))
+        <Format as clap::ValueEnum>::from_str(s, true)
+            .map_err(|_| format!("unknown format {s:?}: table, csv, json or ndjson"))
     }
 }
 
@@ -62,7 +63,10 @@ fn parse_size(s: &str) -> Result<usize, String> {
         }
         None => (s, 1),
     };
-    let n: f64 = num.trim().parse().map_err(|_| format!("cannot read {s:?} as a size"))?;
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("cannot read {s:?} as a size"))?;
     Ok((n * mult as f64) as usize)
 }
 
@@ -75,11 +79,20 @@ pub fn run(store: &str, args: Args) -> Result<ExitCode> {
     };
     let session = rt.block_on(AuditSession::open(store, &opts))?;
     let stdout_tty = std::io::stdout().is_terminal();
-    let format = args.format.unwrap_or(if stdout_tty { Format::Table } else { Format::Csv });
+    let format = args.format.unwrap_or(if stdout_tty {
+        Format::Table
+    } else {
+        Format::Csv
+    });
 
-    let mut scripts: Vec<(String, String)> = args.commands.iter().map(|c| ("-c".to_owned(), c.clone())).collect();
+    let mut scripts: Vec<(String, String)> = args
+        .commands
+        .iter()
+        .map(|c| ("-c".to_owned(), c.clone()))
+        .collect();
     for f in &args.files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
         scripts.push((f.display().to_string(), text));
     }
     if scripts.is_empty() {
@@ -87,12 +100,16 @@ pub fn run(store: &str, args: Args) -> Result<ExitCode> {
             return crate::repl::run(&rt, &session, format);
         }
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("cannot read SQL from standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read SQL from standard input")?;
         scripts.push(("<stdin>".to_owned(), text));
     }
     let mut out = std::io::stdout().lock();
     for (origin, script) in scripts {
-        let statements = session.split_statements(&script).with_context(|| format!("in {origin}"))?;
+        let statements = session
+            .split_statements(&script)
+            .with_context(|| format!("in {origin}"))?;
         for sql in statements {
             let started = Instant::now();
             let rows = rt
@@ -117,13 +134,18 @@ pub fn one_line(sql: &str) -> String {
 }
 
 /// Plans, runs and prints one statement; returns the number of rows.
-pub async fn run_statement(session: &AuditSession, sql: &str, format: Format, out: &mut dyn Write) -> Result<usize> {
+pub async fn run_statement(
+    session: &AuditSession,
+    sql: &str,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<usize> {
     let df = session.sql(sql).await?;
     let schema = df.schema().as_arrow().clone();
     let mut stream = df.execute_stream().await?;
     let mut batches = Vec::new();
     let mut rows = 0;
-    let mut printer = Printer::new(format, out);
+    let mut printer = Printer::new(format, out, std::sync::Arc::new(schema.clone()));
     while let Some(b) = stream.next().await {
         let b = b?;
         rows += b.num_rows();
@@ -138,7 +160,11 @@ pub async fn run_statement(session: &AuditSession, sql: &str, format: Format, ou
             batches.push(RecordBatch::new_empty(std::sync::Arc::new(schema)));
         }
         writeln!(printer.out, "{}", pretty_format_batches(&batches)?)?;
-        writeln!(printer.out, "({rows} row{})", if rows == 1 { "" } else { "s" })?;
+        writeln!(
+            printer.out,
+            "({rows} row{})",
+            if rows == 1 { "" } else { "s" }
+        )?;
     }
     printer.finish()?;
     Ok(rows)
@@ -146,14 +172,21 @@ pub async fn run_statement(session: &AuditSession, sql: &str, format: Format, ou
 
 struct Printer<'a> {
     format: Format,
+    schema: datafusion::arrow::datatypes::SchemaRef,
     out: &'a mut dyn Write,
     started: bool,
     csv_header: bool,
 }
 
 impl<'a> Printer<'a> {
-    fn new(format: Format, out: &'a mut dyn Write) -> Self {
-        Self { format, out, started: false, csv_header: true }
+    fn new(format: Format, out: &'a mut dyn Write, schema: datafusion::arrow::datatypes::SchemaRef) -> Self {
+        Self {
+            format,
+            schema,
+            out,
+            started: false,
+            csv_header: true,
+        }
     }
 
     fn batch(&mut self, b: &RecordBatch) -> Result<()> {
@@ -161,7 +194,10 @@ impl<'a> Printer<'a> {
         match self.format {
             Format::Table => {}
             Format::Csv => {
-                let mut w = csv::WriterBuilder::new().with_header(self.csv_header).build(&mut *self.out);
+                let b = &flatten_nested(b)?;
+                let mut w = csv::WriterBuilder::new()
+                    .with_header(self.csv_header)
+                    .build(&mut *self.out);
                 w.write(b)?;
                 self.csv_header = false;
             }
@@ -178,11 +214,15 @@ impl<'a> Printer<'a> {
                     w.finish()?;
                 }
                 // Stitch the arrays of several batches into one.
-                let inner = buf.strip_prefix(b"[").and_then(|s| s.strip_suffix(b"]")).unwrap_or(&buf);
+                let inner = buf
+                    .strip_prefix(b"[")
+                    .and_then(|s| s.strip_suffix(b"]"))
+                    .unwrap_or(&buf);
                 if inner.is_empty() {
                     return Ok(());
                 }
-                self.out.write_all(if self.started { b",\n" } else { b"[" })?;
+                self.out
+                    .write_all(if self.started { b",\n" } else { b"[" })?;
                 self.out.write_all(inner)?;
                 self.started = true;
             }
@@ -190,11 +230,49 @@ impl<'a> Printer<'a> {
         Ok(())
     }
 
-    fn finish(self) -> Result<()> {
+    fn finish(mut self) -> Result<()> {
+        if self.format == Format::Csv && self.csv_header {
+            // No rows: the header still tells a script which columns there would be.
+            let empty = RecordBatch::new_empty(std::sync::Arc::clone(&self.schema));
+            self.batch(&empty)?;
+        }
         if self.format == Format::Json {
-            self.out.write_all(if self.started { b"]\n" } else { b"[]\n" })?;
+            self.out
+                .write_all(if self.started { b"]\n" } else { b"[]\n" })?;
         }
         self.out.flush()?;
         Ok(())
     }
+}
+
+/// CSV has no lists or structs: such columns are written as their display text (`[a, b]`).
+fn flatten_nested(b: &RecordBatch) -> Result<RecordBatch> {
+    use datafusion::arrow::array::{ArrayRef, StringBuilder};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    if !b.schema().fields().iter().any(|f| f.data_type().is_nested()) {
+        return Ok(b.clone());
+    }
+    let mut fields = Vec::new();
+    let mut cols: Vec<ArrayRef> = Vec::new();
+    let opts = FormatOptions::default();
+    for (f, c) in b.schema().fields().iter().zip(b.columns()) {
+        if f.data_type().is_nested() {
+            let fmt = ArrayFormatter::try_new(c.as_ref(), &opts)?;
+            let mut sb = StringBuilder::new();
+            for i in 0..c.len() {
+                if c.is_null(i) {
+                    sb.append_null();
+                } else {
+                    sb.append_value(fmt.value(i).to_string());
+                }
+            }
+            fields.push(Field::new(f.name(), DataType::Utf8, true));
+            cols.push(std::sync::Arc::new(sb.finish()));
+        } else {
+            fields.push(f.as_ref().clone());
+            cols.push(c.clone());
+        }
+    }
+    Ok(RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), cols)?)
 }

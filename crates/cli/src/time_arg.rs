@@ -20,8 +20,14 @@ pub fn parse_time(s: &str) -> Result<Micros> {
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         use chrono::Datelike;
-        let days = days_from_civil(i64::from(d.year()), i64::from(d.month()), i64::from(d.day()));
+        let days = days_from_civil(
+            i64::from(d.year()),
+            i64::from(d.month()),
+            i64::from(d.day()),
+        );
         return Ok(days * 86_400_000_000);
     }
-    bail!("cannot read {s:?} as a time: use RFC 3339 (2026-03-19T10:30:00Z), a date (2026-03-19) or now")
+    bail!(
+        "cannot read {s:?} as a time: use RFC 3339 (2026-03-19T10:30:00Z), a date (2026-03-19) or now"
+    )
 }

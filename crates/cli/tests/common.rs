@@ -33,7 +33,9 @@ pub fn stderr(o: &Output) -> String {
 }
 
 pub fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata")
+        .join(rel)
 }
 
 /// `../shared/samples` beside the project, when it is there.
@@ -46,8 +48,20 @@ pub fn samples() -> Option<PathBuf> {
 pub fn generate(dir: &Path, name: &str, events: u64, days: u32, seed: u64) -> PathBuf {
     let path = dir.join(name);
     let out = bin()
-        .args(["gen", "--events", &events.to_string(), "--days", &days.to_string()])
-        .args(["--seed", &seed.to_string(), "--end", "2026-03-20T00:00:00Z", "--out"])
+        .args([
+            "gen",
+            "--events",
+            &events.to_string(),
+            "--days",
+            &days.to_string(),
+        ])
+        .args([
+            "--seed",
+            &seed.to_string(),
+            "--end",
+            "2026-03-20T00:00:00Z",
+            "--out",
+        ])
         .arg(&path)
         .output()
         .expect("run gen");
@@ -83,7 +97,10 @@ pub fn summary(o: &Output) -> BTreeMap<String, u64> {
         .find(|l| l.contains("events read"))
         .unwrap_or_else(|| panic!("no summary in {text}"));
     let mut m = BTreeMap::new();
-    let words: Vec<&str> = line.split([' ', ',', ';', ':']).filter(|w| !w.is_empty()).collect();
+    let words: Vec<&str> = line
+        .split([' ', ',', ';', ':'])
+        .filter(|w| !w.is_empty())
+        .collect();
     for w in words.windows(3) {
         if let Ok(n) = w[0].parse::<u64>() {
             // "30000 events read" is "read"; "12 stored" is "stored".
@@ -101,5 +118,9 @@ pub fn sql_ndjson(store: &Path, sql: &str) -> Vec<Value> {
 
 pub fn count(store: &Path, sql: &str) -> u64 {
     let rows = sql_ndjson(store, sql);
-    rows[0].as_object().and_then(|o| o.values().next()).and_then(Value::as_u64).expect("a count")
+    rows[0]
+        .as_object()
+        .and_then(|o| o.values().next())
+        .and_then(Value::as_u64)
+        .expect("a count")
 }

@@ -17,21 +17,39 @@ fn generated_day_eventlist_and_gzip_round_trip_through_export() {
     // EventList batches of 400 (one per line, as a receiver would append them).
     let (a, rest) = lines.split_at(10_000);
     let (b, c) = rest.split_at(10_000);
-    std::fs::write(dir.path().join("audit-2026-03-19T08-00-00.000.log"), a.join("\n") + "\n").unwrap();
-    let gz = std::fs::File::create(dir.path().join("audit-2026-03-19T16-00-00.000.log.gz")).unwrap();
+    std::fs::write(
+        dir.path().join("audit-2026-03-19T08-00-00.000.log"),
+        a.join("\n") + "\n",
+    )
+    .unwrap();
+    let gz =
+        std::fs::File::create(dir.path().join("audit-2026-03-19T16-00-00.000.log.gz")).unwrap();
     let mut enc = flate2::write::GzEncoder::new(gz, flate2::Compression::fast());
     enc.write_all((b.join("\n") + "\n").as_bytes()).unwrap();
     enc.finish().unwrap();
     let mut lists = String::new();
     for batch in c.chunks(400) {
-        let items: Vec<Value> = batch.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
-        lists += &json!({"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":items}).to_string();
+        let items: Vec<Value> = batch
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        lists +=
+            &json!({"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":items})
+                .to_string();
         lists.push('\n');
     }
     std::fs::write(dir.path().join("webhook-batches.json"), lists).unwrap();
     std::fs::remove_file(&log).unwrap();
 
-    let out = ok(&store, &["ingest", "--cluster", "prod-eu", dir.path().to_str().unwrap()]);
+    let out = ok(
+        &store,
+        &[
+            "ingest",
+            "--cluster",
+            "prod-eu",
+            dir.path().to_str().unwrap(),
+        ],
+    );
     let s = summary(&out);
     assert_eq!(s["read"], 30_000, "{}", stderr(&out));
     assert_eq!(s["stored"], 30_000);
@@ -39,19 +57,31 @@ fn generated_day_eventlist_and_gzip_round_trip_through_export() {
 
     let exported = ok(&store, &["export"]);
     let back = by_key(json_lines(&String::from_utf8_lossy(&exported.stdout)));
-    let orig = by_key(text.lines().map(|l| serde_json::from_str(l).unwrap()).collect());
+    let orig = by_key(
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
+    );
     assert_eq!(back.len(), orig.len());
     let mut redacted = 0;
     for (k, o) in &orig {
         let b = &back[k];
-        if o["objectRef"]["resource"] == "secrets" && (o.get("requestObject").is_some() || o.get("responseObject").is_some()) {
+        if o["objectRef"]["resource"] == "secrets"
+            && (o.get("requestObject").is_some() || o.get("responseObject").is_some())
+        {
             redacted += 1;
             continue;
         }
         assert_eq!(b, o, "event {k:?} changed");
     }
     assert!(redacted < orig.len() / 100);
-    assert_eq!(count(&store, "select count(*) from audit_events where cluster = 'prod-eu'"), 30_000);
+    assert_eq!(
+        count(
+            &store,
+            "select count(*) from audit_events where cluster = 'prod-eu'"
+        ),
+        30_000
+    );
 
     // Exported lines ingest into a fresh store as the same events: export is lossless both ways.
     let again = dir.path().join("again.jsonl");
@@ -71,13 +101,22 @@ fn same_input_twice_and_overlapping_rotations_are_stored_once() {
     // Two rotated files that overlap by 1000 lines.
     std::fs::write(dir.path().join("r1.log"), lines[..3_500].join("\n")).unwrap();
     std::fs::write(dir.path().join("r2.log"), lines[2_500..].join("\n")).unwrap();
-    let s = summary(&ok(&store, &["ingest", dir.path().join("r*.log").to_str().unwrap()]));
-    assert_eq!((s["read"], s["stored"], s["duplicates"]), (7_000, 6_000, 1_000));
+    let s = summary(&ok(
+        &store,
+        &["ingest", dir.path().join("r*.log").to_str().unwrap()],
+    ));
+    assert_eq!(
+        (s["read"], s["stored"], s["duplicates"]),
+        (7_000, 6_000, 1_000)
+    );
     let s = summary(&ok(&store, &["ingest", log.to_str().unwrap()]));
     assert_eq!((s["stored"], s["duplicates"]), (0, 6_000));
     assert_eq!(count(&store, "select count(*) from audit_events"), 6_000);
     assert_eq!(
-        count(&store, "select count(*) from (select audit_id, stage from audit_events group by 1, 2)"),
+        count(
+            &store,
+            "select count(*) from (select audit_id, stage from audit_events group by 1, 2)"
+        ),
         6_000
     );
 }
@@ -88,12 +127,20 @@ fn bad_lines_are_rejected_reported_and_kept_while_good_ones_are_stored() {
     let store = dir.path().join("store");
     let input = testdata("ingest/good_and_bad.log");
     let out = run(&store, &["ingest", input.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(3), "exit code says something was rejected: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "exit code says something was rejected: {}",
+        stderr(&out)
+    );
     let err = stderr(&out);
     let s = summary(&out);
     assert_eq!((s["stored"], s["rejected"]), (4, 5), "{err}");
     for line in 3..=7 {
-        assert!(err.contains(&format!("good_and_bad.log:{line}:")), "line {line} reported: {err}");
+        assert!(
+            err.contains(&format!("good_and_bad.log:{line}:")),
+            "line {line} reported: {err}"
+        );
     }
     assert!(err.contains("good_and_bad.log:3: invalid JSON"), "{err}");
     assert!(err.contains("not UTF-8"), "{err}");
@@ -103,42 +150,90 @@ fn bad_lines_are_rejected_reported_and_kept_while_good_ones_are_stored() {
         .unwrap()
         .flat_map(|e| json_lines(&std::fs::read_to_string(e.unwrap().path()).unwrap()))
         .collect();
-    let lines: Vec<u64> = rejected.iter().map(|r| r["line"].as_u64().unwrap()).collect();
+    let lines: Vec<u64> = rejected
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
     assert_eq!(lines, vec![3, 4, 5, 6, 7]);
-    assert!(rejected[0]["raw"].as_str().unwrap().starts_with("{\"kind\":\"Event\""));
+    assert!(
+        rejected[0]["raw"]
+            .as_str()
+            .unwrap()
+            .starts_with("{\"kind\":\"Event\"")
+    );
     assert_eq!(rejected[1]["lossy_utf8"], true);
     let ids: Vec<Value> = sql_ndjson(&store, "select name from audit_events order by ts");
-    assert_eq!(ids, vec![json!({"name":"cm-1"}), json!({"name":"cm-2"}), json!({"name":"cm-4"}), json!({"name":"cm-5"})]);
+    assert_eq!(
+        ids,
+        vec![
+            json!({"name":"cm-1"}),
+            json!({"name":"cm-2"}),
+            json!({"name":"cm-4"}),
+            json!({"name":"cm-5"})
+        ]
+    );
 }
 
 #[test]
 fn secret_values_never_reach_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    ok(&store, &["ingest", testdata("ingest/secret_bodies.jsonl").to_str().unwrap()]);
+    ok(
+        &store,
+        &[
+            "ingest",
+            testdata("ingest/secret_bodies.jsonl").to_str().unwrap(),
+        ],
+    );
     let files: Vec<_> = walk(&store);
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
-        for secret in ["aHVudGVyMg==", "s3cr3t", "czNjcjN0", "bmV3cGFzcw==", "dg==", "dw=="] {
-            assert!(!contains(&bytes, secret.as_bytes()), "{secret} found in {}", f.display());
+        for secret in [
+            "aHVudGVyMg==",
+            "s3cr3t",
+            "czNjcjN0",
+            "bmV3cGFzcw==",
+            "dg==",
+            "dw==",
+        ] {
+            assert!(
+                !contains(&bytes, secret.as_bytes()),
+                "{secret} found in {}",
+                f.display()
+            );
         }
     }
     let out = ok(&store, &["export"]);
     let events = json_lines(&String::from_utf8_lossy(&out.stdout));
     let marker = "<redacted by auditlake>";
-    let create = events.iter().find(|e| e["verb"] == "create" && e["objectRef"]["resource"] == "secrets").unwrap();
+    let create = events
+        .iter()
+        .find(|e| e["verb"] == "create" && e["objectRef"]["resource"] == "secrets")
+        .unwrap();
     assert_eq!(create["requestObject"]["data"]["password"], marker);
     assert_eq!(create["requestObject"]["stringData"]["token"], marker);
-    assert_eq!(create["requestObject"]["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"], marker);
+    assert_eq!(
+        create["requestObject"]["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"],
+        marker
+    );
     assert_eq!(create["responseObject"]["data"]["token"], marker);
-    assert_eq!(create["responseObject"]["metadata"]["uid"], "7d0c1f3e-2b1a-4c5d-9e8f-0a1b2c3d4e5f");
+    assert_eq!(
+        create["responseObject"]["metadata"]["uid"],
+        "7d0c1f3e-2b1a-4c5d-9e8f-0a1b2c3d4e5f"
+    );
     let patch = events.iter().find(|e| e["verb"] == "patch").unwrap();
     assert_eq!(patch["requestObject"][0]["value"], marker);
     assert_eq!(patch["requestObject"][0]["path"], "/data/password");
     let list = events.iter().find(|e| e["verb"] == "list").unwrap();
     assert_eq!(list["responseObject"]["items"][1]["data"]["k2"], marker);
-    let cm = events.iter().find(|e| e["verb"] == "create" && e["objectRef"]["resource"] == "configmaps").unwrap();
-    assert_eq!(cm["requestObject"]["data"]["color"], "blue", "only the configured resources are redacted");
+    let cm = events
+        .iter()
+        .find(|e| e["verb"] == "create" && e["objectRef"]["resource"] == "configmaps")
+        .unwrap();
+    assert_eq!(
+        cm["requestObject"]["data"]["color"], "blue",
+        "only the configured resources are redacted"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -162,7 +257,13 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 fn pretty_eventlist_and_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let s = summary(&ok(&store, &["ingest", testdata("ingest/eventlist_webhook.json").to_str().unwrap()]));
+    let s = summary(&ok(
+        &store,
+        &[
+            "ingest",
+            testdata("ingest/eventlist_webhook.json").to_str().unwrap(),
+        ],
+    ));
     assert_eq!((s["stored"], s["rejected"]), (3, 0));
     let mut child = bin()
         .arg("--store")
@@ -203,7 +304,16 @@ fn every_plain_sample_event_ingests_without_rejection() {
     let mut originals = Vec::new();
     for f in files {
         let p = samples.join(f);
-        let out = ok(&store, &["ingest", "--no-redact", "--cluster", "samples", p.to_str().unwrap()]);
+        let out = ok(
+            &store,
+            &[
+                "ingest",
+                "--no-redact",
+                "--cluster",
+                "samples",
+                p.to_str().unwrap(),
+            ],
+        );
         assert_eq!(summary(&out)["rejected"], 0, "{f}: {}", stderr(&out));
         originals.extend(json_lines(&std::fs::read_to_string(p).unwrap()));
     }
@@ -213,12 +323,23 @@ fn every_plain_sample_event_ingests_without_rejection() {
     let back = json_lines(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(back.len(), 37 + 4);
     for e in &back {
-        assert!(originals.contains(e), "exported event not among the inputs: {e}");
+        assert!(
+            originals.contains(e),
+            "exported event not among the inputs: {e}"
+        );
     }
-    let v1beta1 = count(&store, "select count(*) from audit_events where event_api_version = 'audit.k8s.io/v1beta1'");
+    let v1beta1 = count(
+        &store,
+        "select count(*) from audit_events where event_api_version = 'audit.k8s.io/v1beta1'",
+    );
     assert_eq!(v1beta1, 38);
     let exec = sql_ndjson(&store, "select user_name, pod, namespace from pod_exec");
-    assert_eq!(exec, vec![json!({"user_name":"minikube-user","pod":"nginx-deployment-7998647bdf-phvq7","namespace":"default"})]);
+    assert_eq!(
+        exec,
+        vec![
+            json!({"user_name":"minikube-user","pod":"nginx-deployment-7998647bdf-phvq7","namespace":"default"})
+        ]
+    );
 }
 
 #[test]
@@ -229,18 +350,38 @@ fn an_ingest_killed_midway_leaves_a_readable_store_and_a_rerun_completes_it() {
     let mut child = bin()
         .arg("--store")
         .arg(&store)
-        .args(["ingest", "--buffer-mb", "4", "--threads", "1", log.to_str().unwrap()])
+        .args([
+            "ingest",
+            "--buffer-mb",
+            "4",
+            "--threads",
+            "1",
+            log.to_str().unwrap(),
+        ])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let started = Instant::now();
     loop {
-        let n = if store.exists() { walk(&store).iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).count() } else { 0 };
+        let n = if store.exists() {
+            walk(&store)
+                .iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+                .count()
+        } else {
+            0
+        };
         if n >= 3 {
             break;
         }
-        assert!(child.try_wait().unwrap().is_none(), "ingest finished before it could be killed");
-        assert!(started.elapsed() < Duration::from_secs(120), "no file appeared");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ingest finished before it could be killed"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no file appeared"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap();

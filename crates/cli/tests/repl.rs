@@ -6,7 +6,12 @@ use crate::common::*;
 
 fn shell(store: &std::path::Path, home: &std::path::Path) -> PtySession {
     let mut c = bin();
-    c.arg("--store").arg(store).arg("sql").env("HOME", home).env("XDG_DATA_HOME", home).env("TERM", "xterm");
+    c.arg("--store")
+        .arg(store)
+        .arg("sql")
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", home)
+        .env("TERM", "xterm");
     spawn_command(c, Some(30_000)).expect("spawn the REPL in a pseudo-terminal")
 }
 
@@ -33,7 +38,8 @@ fn the_repl_as_a_user_drives_it() {
     p.exp_string("request_uri").unwrap();
 
     // Tab completion of a column name.
-    p.send("SELECT count(*) FROM audit_events WHERE impersonated_user_na").unwrap();
+    p.send("SELECT count(*) FROM audit_events WHERE impersonated_user_na")
+        .unwrap();
     p.send("\t").unwrap();
     p.send_line(" IS NOT NULL;").unwrap();
     p.exp_string("(1 row)").unwrap();

@@ -13,7 +13,11 @@ fn jq(filter: &str, file: &Path) -> Vec<Value> {
         .arg(file)
         .output()
         .expect("jq is needed for this test (the README's test command installs it)");
-    assert!(out.status.success(), "jq failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "jq failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     json_lines(&String::from_utf8_lossy(&out.stdout))
 }
 
@@ -50,20 +54,38 @@ fn the_seed_questions_answer_as_jq_does() {
     );
     let got = sql_ndjson(
         &store,
-        &format!("SELECT user_name AS user, verb, secret, namespace AS ns FROM secret_access WHERE ts > '{since}'"),
+        &format!(
+            "SELECT user_name AS user, verb, secret, namespace AS ns FROM secret_access WHERE ts > '{since}'"
+        ),
     );
-    assert!(want.len() > 50, "the generator makes secret reads: {}", want.len());
+    assert!(
+        want.len() > 50,
+        "the generator makes secret reads: {}",
+        want.len()
+    );
     assert_eq!(bag(got), bag(want), "secret access");
 
     // 2. What 403 Forbidden events occurred?
-    let want = jq(r#"select(.responseStatus.code == 403) | {user: .user.username, verb: .verb, resource: .objectRef.resource}"#, &log);
-    let got = sql_ndjson(&store, "SELECT user_name AS user, verb, resource FROM forbidden_requests");
+    let want = jq(
+        r#"select(.responseStatus.code == 403) | {user: .user.username, verb: .verb, resource: .objectRef.resource}"#,
+        &log,
+    );
+    let got = sql_ndjson(
+        &store,
+        "SELECT user_name AS user, verb, resource FROM forbidden_requests",
+    );
     assert!(!want.is_empty());
     assert_eq!(bag(got), bag(want), "403s");
 
     // 3. Who exec'd into Pods?
-    let want = jq(r#"select(.objectRef.resource == "pods" and .objectRef.subresource == "exec") | {user: .user.username, pod: .objectRef.name, ns: .objectRef.namespace}"#, &log);
-    let got = sql_ndjson(&store, "SELECT user_name AS user, pod, namespace AS ns FROM pod_exec");
+    let want = jq(
+        r#"select(.objectRef.resource == "pods" and .objectRef.subresource == "exec") | {user: .user.username, pod: .objectRef.name, ns: .objectRef.namespace}"#,
+        &log,
+    );
+    let got = sql_ndjson(
+        &store,
+        "SELECT user_name AS user, pod, namespace AS ns FROM pod_exec",
+    );
     assert!(!want.is_empty());
     assert_eq!(bag(got), bag(want), "exec");
 
@@ -72,7 +94,10 @@ fn the_seed_questions_answer_as_jq_does() {
         r#"select(.objectRef.apiGroup == "rbac.authorization.k8s.io" and .verb != "get" and .verb != "list" and .verb != "watch") | {id: .auditID, stage: .stage, user: .user.username, verb: .verb, resource: .objectRef.resource, name: .objectRef.name}"#,
         &log,
     );
-    let got = sql_ndjson(&store, "SELECT audit_id AS id, stage, user_name AS user, verb, resource, name FROM rbac_changes");
+    let got = sql_ndjson(
+        &store,
+        "SELECT audit_id AS id, stage, user_name AS user, verb, resource, name FROM rbac_changes",
+    );
     assert!(!want.is_empty());
     assert_eq!(bag(got), bag(want), "rbac");
 }
@@ -81,12 +106,28 @@ fn the_seed_questions_answer_as_jq_does() {
 /// counts every file range handed to the Parquet scan; with range splitting off, a range is a
 /// file), and the plan text.
 fn files_scanned(store: &Path, sql: &str) -> (usize, String) {
-    let out = ok(store, &["sql", "--format", "csv", "-c", &format!("SET datafusion.optimizer.repartition_file_scans = false; EXPLAIN ANALYZE {sql}")]);
+    let out = ok(
+        store,
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "-c",
+            &format!(
+                "SET datafusion.optimizer.repartition_file_scans = false; EXPLAIN ANALYZE {sql}"
+            ),
+        ],
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let n = text
         .split("files_ranges_pruned_statistics=")
         .skip(1)
-        .map(|rest| rest.split(' ').next().and_then(|n| n.parse::<usize>().ok()).expect("a file count"))
+        .map(|rest| {
+            rest.split(' ')
+                .next()
+                .and_then(|n| n.parse::<usize>().ok())
+                .expect("a file count")
+        })
         .sum();
     (n, text)
 }
@@ -97,7 +138,10 @@ fn a_time_bounded_question_opens_only_that_hours_files() {
     let store = dir.path().join("store");
     let log = generate(dir.path(), "audit.log", 20_000, 3, 9);
     ok(&store, &["ingest", log.to_str().unwrap()]);
-    let (all, plan) = files_scanned(&store, "SELECT count(*) FROM audit_events WHERE verb <> 'nope'");
+    let (all, plan) = files_scanned(
+        &store,
+        "SELECT count(*) FROM audit_events WHERE verb <> 'nope'",
+    );
     assert_eq!(all, 72, "3 days of hourly files: {plan}");
 
     let (hour, plan) = files_scanned(
@@ -113,16 +157,28 @@ fn a_time_bounded_question_opens_only_that_hours_files() {
     );
     assert_eq!(between.0, 3, "{}", between.1);
 
-    let day = files_scanned(&store, "SELECT count(*) FROM audit_events WHERE ts >= DATE '2026-03-19'");
+    let day = files_scanned(
+        &store,
+        "SELECT count(*) FROM audit_events WHERE ts >= DATE '2026-03-19'",
+    );
     assert_eq!(day.0, 24, "{}", day.1);
 
     // Relative to now: the data is in the past, so nothing is opened at all.
-    let recent = files_scanned(&store, "SELECT count(*) FROM audit_events WHERE ts >= now() - interval '1 hour'");
+    let recent = files_scanned(
+        &store,
+        "SELECT count(*) FROM audit_events WHERE ts >= now() - interval '1 hour'",
+    );
     assert_eq!(recent.0, 0, "{}", recent.1);
 
     // Pruning must not change answers.
-    let n = count(&store, "SELECT count(*) FROM audit_events WHERE ts >= '2026-03-18T10:00:00Z' AND ts < '2026-03-18T11:00:00Z'");
-    let m = count(&store, "SELECT count(*) FROM audit_events WHERE date_trunc('hour', ts) = TIMESTAMP '2026-03-18T10:00:00Z'");
+    let n = count(
+        &store,
+        "SELECT count(*) FROM audit_events WHERE ts >= '2026-03-18T10:00:00Z' AND ts < '2026-03-18T11:00:00Z'",
+    );
+    let m = count(
+        &store,
+        "SELECT count(*) FROM audit_events WHERE date_trunc('hour', ts) = TIMESTAMP '2026-03-18T10:00:00Z'",
+    );
     assert_eq!(n, m);
     assert!(n > 0);
 }
@@ -131,15 +187,27 @@ fn a_time_bounded_question_opens_only_that_hours_files() {
 fn json_columns_are_reachable_from_sql() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    ok(&store, &["ingest", testdata("ingest/secret_bodies.jsonl").to_str().unwrap()]);
+    ok(
+        &store,
+        &[
+            "ingest",
+            testdata("ingest/secret_bodies.jsonl").to_str().unwrap(),
+        ],
+    );
     let rows = sql_ndjson(
         &store,
         "SELECT json_get_str(request_object, 'metadata', 'name') AS n, \
                 annotations->>'authorization.k8s.io/decision' AS d, authz_decision \
          FROM audit_events WHERE verb = 'create' AND resource = 'secrets'",
     );
-    assert_eq!(rows, vec![serde_json::json!({"n":"db","d":"allow","authz_decision":"allow"})]);
-    let rows = sql_ndjson(&store, "SELECT json_length(response_object, 'items') AS n FROM audit_events WHERE verb = 'list'");
+    assert_eq!(
+        rows,
+        vec![serde_json::json!({"n":"db","d":"allow","authz_decision":"allow"})]
+    );
+    let rows = sql_ndjson(
+        &store,
+        "SELECT json_length(response_object, 'items') AS n FROM audit_events WHERE verb = 'list'",
+    );
     assert_eq!(rows, vec![serde_json::json!({"n":2})]);
 }
 
@@ -147,7 +215,13 @@ fn json_columns_are_reachable_from_sql() {
 fn the_store_is_read_only_through_sql_and_errors_exit_non_zero() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    ok(&store, &["ingest", testdata("ingest/secret_bodies.jsonl").to_str().unwrap()]);
+    ok(
+        &store,
+        &[
+            "ingest",
+            testdata("ingest/secret_bodies.jsonl").to_str().unwrap(),
+        ],
+    );
     for stmt in [
         "DELETE FROM audit_events",
         "UPDATE audit_events SET verb = 'x'",
@@ -155,16 +229,40 @@ fn the_store_is_read_only_through_sql_and_errors_exit_non_zero() {
     ] {
         let out = run(&store, &["sql", "-c", stmt]);
         assert!(!out.status.success(), "{stmt} must fail");
-        assert!(stderr(&out).contains("statement failed"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("statement failed"),
+            "{}",
+            stderr(&out)
+        );
     }
     let inside = store.join("date=2026-03-19/hour=10/evil.parquet");
-    let out = run(&store, &["sql", "-c", &format!("COPY (SELECT * FROM audit_events) TO '{}'", inside.display())]);
+    let out = run(
+        &store,
+        &[
+            "sql",
+            "-c",
+            &format!(
+                "COPY (SELECT * FROM audit_events) TO '{}'",
+                inside.display()
+            ),
+        ],
+    );
     assert!(!out.status.success());
     assert!(stderr(&out).contains("refused"), "{}", stderr(&out));
     assert_eq!(count(&store, "select count(*) from audit_events"), 4);
     // COPY elsewhere is what the user asked for.
     let outside = dir.path().join("secrets.csv");
-    ok(&store, &["sql", "-c", &format!("COPY (SELECT audit_id FROM audit_events) TO '{}' STORED AS CSV", outside.display())]);
+    ok(
+        &store,
+        &[
+            "sql",
+            "-c",
+            &format!(
+                "COPY (SELECT audit_id FROM audit_events) TO '{}' STORED AS CSV",
+                outside.display()
+            ),
+        ],
+    );
     assert!(std::fs::read_to_string(outside).unwrap().lines().count() >= 4);
     // A syntax error names the statement and exits non-zero.
     let out = run(&store, &["sql", "-c", "SELEC 1"]);
@@ -176,18 +274,64 @@ fn the_store_is_read_only_through_sql_and_errors_exit_non_zero() {
 fn formats_files_and_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    ok(&store, &["ingest", testdata("ingest/secret_bodies.jsonl").to_str().unwrap()]);
-    let csv = ok(&store, &["sql", "--format", "csv", "-c", "SELECT verb, count(*) AS n FROM audit_events GROUP BY verb ORDER BY verb"]);
-    assert_eq!(String::from_utf8_lossy(&csv.stdout), "verb,n\ncreate,2\nlist,1\npatch,1\n");
-    let json = ok(&store, &["sql", "--format", "json", "-c", "SELECT verb FROM audit_events ORDER BY verb LIMIT 2"]);
+    ok(
+        &store,
+        &[
+            "ingest",
+            testdata("ingest/secret_bodies.jsonl").to_str().unwrap(),
+        ],
+    );
+    let csv = ok(
+        &store,
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT verb, count(*) AS n FROM audit_events GROUP BY verb ORDER BY verb",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&csv.stdout),
+        "verb,n\ncreate,2\nlist,1\npatch,1\n"
+    );
+    let json = ok(
+        &store,
+        &[
+            "sql",
+            "--format",
+            "json",
+            "-c",
+            "SELECT verb FROM audit_events ORDER BY verb LIMIT 2",
+        ],
+    );
     let v: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v, serde_json::json!([{"verb":"create"},{"verb":"create"}]));
-    let table = ok(&store, &["sql", "--format", "table", "-c", "SELECT 1 AS one; SELECT 2 AS two"]);
+    let table = ok(
+        &store,
+        &[
+            "sql",
+            "--format",
+            "table",
+            "-c",
+            "SELECT 1 AS one; SELECT 2 AS two",
+        ],
+    );
     let t = String::from_utf8_lossy(&table.stdout);
-    assert!(t.contains("| one |") && t.contains("| two |") && t.contains("(1 row)"), "{t}");
+    assert!(
+        t.contains("| one |") && t.contains("| two |") && t.contains("(1 row)"),
+        "{t}"
+    );
     let f = dir.path().join("q.sql");
-    std::fs::write(&f, "-- a comment\nSELECT count(*) AS n\nFROM audit_events;\n").unwrap();
-    let out = ok(&store, &["sql", "--format", "csv", "-f", f.to_str().unwrap()]);
+    std::fs::write(
+        &f,
+        "-- a comment\nSELECT count(*) AS n\nFROM audit_events;\n",
+    )
+    .unwrap();
+    let out = ok(
+        &store,
+        &["sql", "--format", "csv", "-f", f.to_str().unwrap()],
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n4\n");
     let mut child = bin()
         .arg("--store")
@@ -198,7 +342,12 @@ fn formats_files_and_stdin() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"SELECT count(*) AS n FROM pod_exec;").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT count(*) AS n FROM pod_exec;")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n0\n");
 }
@@ -210,12 +359,58 @@ fn a_memory_limit_fails_clearly_instead_of_exhausting_the_machine() {
     let log = generate(dir.path(), "audit.log", 20_000, 1, 4);
     ok(&store, &["ingest", log.to_str().unwrap()]);
     let q = "SELECT audit_id, request_uri, user_agent, annotations FROM audit_events ORDER BY request_uri, audit_id";
-    let out = run(&store, &["sql", "--memory-limit", "1M", "--format", "csv", "-c", &format!("SELECT count(*) FROM ({q})")]);
+    let out = run(
+        &store,
+        &[
+            "sql",
+            "--memory-limit",
+            "1M",
+            "--format",
+            "csv",
+            "-c",
+            &format!("SELECT count(*) FROM ({q})"),
+        ],
+    );
     let small_ok = out.status.success();
     let text = stderr(&out);
-    assert!(small_ok || text.contains("Resources exhausted") || text.contains("memory"), "{text}");
+    assert!(
+        small_ok || text.contains("Resources exhausted") || text.contains("memory"),
+        "{text}"
+    );
     let n = count(&store, &format!("SELECT count(*) FROM ({q})"));
     assert_eq!(n, 20_000);
-    let out = run(&store, &["sql", "--memory-limit", "100K", "-c", "SELECT user_agent, count(DISTINCT audit_id) FROM audit_events GROUP BY user_agent"]);
-    assert!(out.status.success() || stderr(&out).contains("Resources exhausted"), "{}", stderr(&out));
+    let out = run(
+        &store,
+        &[
+            "sql",
+            "--memory-limit",
+            "100K",
+            "-c",
+            "SELECT user_agent, count(DISTINCT audit_id) FROM audit_events GROUP BY user_agent",
+        ],
+    );
+    assert!(
+        out.status.success() || stderr(&out).contains("Resources exhausted"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn every_example_query_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let log = generate(dir.path(), "audit.log", 20_000, 2, 8);
+    ok(&store, &["ingest", log.to_str().unwrap()]);
+    let queries = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sql/queries");
+    let mut n = 0;
+    for e in std::fs::read_dir(queries).unwrap() {
+        let p = e.unwrap().path();
+        let out = ok(&store, &["sql", "--format", "csv", "-f", p.to_str().unwrap()]);
+        assert!(!out.stdout.is_empty(), "{}", p.display());
+        n += 1;
+    }
+    assert!(n >= 9);
+    let rows = sql_ndjson(&store, "SELECT count(*) AS n FROM audit_events WHERE impersonated_user_name IS NOT NULL");
+    assert!(rows[0]["n"].as_u64().unwrap() > 0, "the generator impersonates sometimes");
 }

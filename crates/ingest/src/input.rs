@@ -43,13 +43,22 @@ impl Input {
                 source,
             })?),
         };
-        let mut buf = BufReader::with_capacity(1 << 20, Counting { inner: raw, counter });
+        let mut buf = BufReader::with_capacity(
+            1 << 20,
+            Counting {
+                inner: raw,
+                counter,
+            },
+        );
         let head = buf.fill_buf().map_err(|source| Error::Input {
             name: self.name(),
             source,
         })?;
         if head.starts_with(&[0x1f, 0x8b]) {
-            Ok(Box::new(BufReader::with_capacity(1 << 20, MultiGzDecoder::new(buf))))
+            Ok(Box::new(BufReader::with_capacity(
+                1 << 20,
+                MultiGzDecoder::new(buf),
+            )))
         } else {
             Ok(Box::new(buf))
         }
@@ -132,7 +141,10 @@ pub fn expand_inputs(args: &[String]) -> Result<Vec<Input>> {
                 pattern: arg.clone(),
                 reason: e.to_string(),
             })?;
-            let mut matched: Vec<PathBuf> = paths.filter_map(|r| r.ok()).filter(|p| p.is_file()).collect();
+            let mut matched: Vec<PathBuf> = paths
+                .filter_map(|r| r.ok())
+                .filter(|p| p.is_file())
+                .collect();
             if matched.is_empty() {
                 return Err(Error::Pattern {
                     pattern: arg.clone(),

@@ -146,12 +146,26 @@ impl<'o> Decoder<'o> {
 
     fn accept(&mut self, row: &EventRow<'_>) {
         let p = Partition::of(row.ts);
-        let (b, keys) = self.builders.entry(p).or_insert_with(|| (EventBatchBuilder::new(), Vec::new()));
+        let (b, keys) = self
+            .builders
+            .entry(p)
+            .or_insert_with(|| (EventBatchBuilder::new(), Vec::new()));
         b.append(row, self.opts.cluster.as_deref());
-        keys.push(dedup_key(row.audit_id.as_deref(), row.stage.as_deref(), row.ts));
+        keys.push(dedup_key(
+            row.audit_id.as_deref(),
+            row.stage.as_deref(),
+            row.ts,
+        ));
     }
 
-    fn reject(&mut self, source: &Arc<str>, line: u64, item: Option<usize>, error: String, raw: &[u8]) {
+    fn reject(
+        &mut self,
+        source: &Arc<str>,
+        line: u64,
+        item: Option<usize>,
+        error: String,
+        raw: &[u8],
+    ) {
         let (raw, lossy) = match std::str::from_utf8(raw) {
             Ok(s) => (s.to_owned(), false),
             Err(_) => (String::from_utf8_lossy(raw).into_owned(), true),
@@ -193,11 +207,8 @@ impl<'o> Decoder<'o> {
             self.document(c);
             return;
         }
-        let mut line = c.first_line;
-        for raw in c.data.split(|&b| b == b'\n') {
+        for (this, raw) in (c.first_line..).zip(c.data.split(|&b| b == b'\n')) {
             let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-            let this = line;
-            line += 1;
             if raw.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
@@ -218,12 +229,22 @@ impl<'o> Decoder<'o> {
             Ok(t) => t,
             Err(e) => {
                 self.out.read += 1;
-                self.reject(&c.source, c.first_line, None, format!("not UTF-8 text: {e}"), &c.data);
+                self.reject(
+                    &c.source,
+                    c.first_line,
+                    None,
+                    format!("not UTF-8 text: {e}"),
+                    &c.data,
+                );
                 return;
             }
         };
         let line_at = |offset: usize| {
-            c.first_line + text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() as u64
+            c.first_line
+                + text.as_bytes()[..offset.min(text.len())]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count() as u64
         };
         let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
         loop {
@@ -238,10 +259,13 @@ impl<'o> Decoder<'o> {
                             for (i, item) in items.into_iter().enumerate() {
                                 let mut rows = Vec::new();
                                 let mut errs = Vec::new();
-                                let r = decode_document(item.get(), &self.opts.decode, |_, raw, r| match r {
-                                    Ok(row) => rows.push(row),
-                                    Err(e) => errs.push((e.to_string(), raw)),
-                                });
+                                let r =
+                                    decode_document(item.get(), &self.opts.decode, |_, raw, r| {
+                                        match r {
+                                            Ok(row) => rows.push(row),
+                                            Err(e) => errs.push((e.to_string(), raw)),
+                                        }
+                                    });
                                 self.out.read += rows.len() as u64;
                                 for row in &rows {
                                     self.accept(row);
@@ -252,7 +276,13 @@ impl<'o> Decoder<'o> {
                                 }
                                 if let Err(e) = r {
                                     self.out.read += 1;
-                                    self.reject(&c.source, line, Some(i), e.to_string(), item.get().as_bytes());
+                                    self.reject(
+                                        &c.source,
+                                        line,
+                                        Some(i),
+                                        e.to_string(),
+                                        item.get().as_bytes(),
+                                    );
                                 }
                             }
                         }
@@ -320,7 +350,11 @@ fn read_inputs(
                 if is_multiline_document(&data) {
                     // Read the whole document; a document this large is not what the apiserver
                     // writes, so it is bounded.
-                    let mut limited = std::io::Read::take(&mut r, (opts.max_document_bytes - data.len().min(opts.max_document_bytes)) as u64 + 1);
+                    let mut limited = std::io::Read::take(
+                        &mut r,
+                        (opts.max_document_bytes - data.len().min(opts.max_document_bytes)) as u64
+                            + 1,
+                    );
                     std::io::Read::read_to_end(&mut limited, &mut data).map_err(io_err)?;
                     if data.len() > opts.max_document_bytes {
                         return Err(Error::Input {
@@ -411,14 +445,16 @@ impl Writer<'_> {
         let mut keys = HashSet::new();
         let files = self.rt.block_on(self.store.partition_files(p))?;
         for f in files {
-            let batches = self.rt.block_on(self.store.read_file(
-                &f,
-                Some(&[col::TS, col::AUDIT_ID, col::STAGE]),
-            ))?;
+            let batches = self.rt.block_on(
+                self.store
+                    .read_file(&f, Some(&[col::TS, col::AUDIT_ID, col::STAGE])),
+            )?;
             for b in batches {
                 let id = cast(b.column(1), &DataType::Utf8)?;
                 let stage = cast(b.column(2), &DataType::Utf8)?;
-                let ts = b.column(0).as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+                let ts = b
+                    .column(0)
+                    .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
                 let (id, stage) = (id.as_string::<i32>(), stage.as_string::<i32>());
                 for i in 0..b.num_rows() {
                     let id = id.is_valid(i).then(|| id.value(i));
@@ -499,7 +535,8 @@ impl Writer<'_> {
         // Keys of many hours: drop those of idle, flushed hours (they are re-read if needed).
         if self.parts.len() > 2048 {
             let tick = self.tick;
-            self.parts.retain(|_, b| b.bytes > 0 || tick - b.last_touched < 64);
+            self.parts
+                .retain(|_, b| b.bytes > 0 || tick - b.last_touched < 64);
         }
         Ok(())
     }
@@ -618,7 +655,11 @@ pub fn ingest(
     })
 }
 
-fn decode_worker(rx: &Mutex<Receiver<Chunk>>, tx: &SyncSender<Result<Decoded>>, opts: &IngestOptions) {
+fn decode_worker(
+    rx: &Mutex<Receiver<Chunk>>,
+    tx: &SyncSender<Result<Decoded>>,
+    opts: &IngestOptions,
+) {
     loop {
         let chunk = match rx.lock() {
             Ok(guard) => match guard.recv() {

@@ -73,7 +73,9 @@ impl EventBatchBuilder {
             ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             stage_ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             strs: (0..N_STRS).map(|_| StringBuilder::new()).collect(),
-            lists: (0..3).map(|_| ListBuilder::new(StringBuilder::new())).collect(),
+            lists: (0..3)
+                .map(|_| ListBuilder::new(StringBuilder::new()))
+                .collect(),
             response_code: Int32Builder::new(),
             shape_flags: Int32Builder::new(),
             rows: 0,
@@ -173,8 +175,14 @@ impl EventBatchBuilder {
             .iter_mut()
             .map(|b| Arc::new(b.finish()) as ArrayRef)
             .collect();
-        let mut take = |i: usize| std::mem::replace(&mut s[i], Arc::new(StringBuilder::new().finish()));
-        let mut take_l = |i: usize| std::mem::replace(&mut l[i], Arc::new(ListBuilder::new(StringBuilder::new()).finish()));
+        let mut take =
+            |i: usize| std::mem::replace(&mut s[i], Arc::new(StringBuilder::new().finish()));
+        let mut take_l = |i: usize| {
+            std::mem::replace(
+                &mut l[i],
+                Arc::new(ListBuilder::new(StringBuilder::new()).finish()),
+            )
+        };
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.ts.finish()),
             Arc::new(self.stage_ts.finish()),

@@ -515,9 +515,7 @@ impl<'de> ObjectFields<'de> for RawDoc<'de> {
             "responseStatus" => self.response_status = Some(map.next_value()?),
             "requestObject" => self.request_object = Some(map.next_value()?),
             "responseObject" => self.response_object = Some(map.next_value()?),
-            "requestReceivedTimestamp" => {
-                self.request_received_timestamp = Some(map.next_value()?)
-            }
+            "requestReceivedTimestamp" => self.request_received_timestamp = Some(map.next_value()?),
             "stageTimestamp" => self.stage_timestamp = Some(map.next_value()?),
             "annotations" => self.annotations = Some(map.next_value()?),
             "items" => self.items = Some(map.next_value()?),
@@ -563,10 +561,10 @@ fn take_list<'a>(
 /// compacted so that every stored body reads the same way.
 fn json_text(raw: &RawValue) -> Cow<'_, str> {
     let s = raw.get();
-    if s.bytes().any(|b| b == b'\n' || b == b'\r') {
-        if let Ok(v) = serde_json::from_str::<Value>(s) {
-            return Cow::Owned(v.to_string());
-        }
+    if s.bytes().any(|b| b == b'\n' || b == b'\r')
+        && let Ok(v) = serde_json::from_str::<Value>(s)
+    {
+        return Cow::Owned(v.to_string());
     }
     Cow::Borrowed(s)
 }
@@ -614,9 +612,12 @@ fn rest_time(rest: &Map<String, Value>, path: &[&str]) -> Option<Micros> {
 }
 
 /// Reads `authorization.k8s.io/decision` and `…/reason` out of the annotations object.
-fn authz_annotations(raw: &str) -> Option<(Option<Cow<'_, str>>, Option<Cow<'_, str>>)> {
-    struct Authz<'a>(Option<Cow<'a, str>>, Option<Cow<'a, str>>);
-    impl<'de> ObjectFields<'de> for Authz<'de> {
+type Authz<'a> = (Option<Cow<'a, str>>, Option<Cow<'a, str>>);
+
+fn authz_annotations(raw: &str) -> Option<Authz<'_>> {
+    #[derive(Default)]
+    struct AuthzFields<'a>(Option<Cow<'a, str>>, Option<Cow<'a, str>>);
+    impl<'de> ObjectFields<'de> for AuthzFields<'de> {
         fn field<A: MapAccess<'de>>(&mut self, key: Key<'de>, map: &mut A) -> Result<(), A::Error> {
             let v: Scalar<'de> = map.next_value()?;
             let slot = match key.0.as_ref() {
@@ -630,12 +631,7 @@ fn authz_annotations(raw: &str) -> Option<(Option<Cow<'_, str>>, Option<Cow<'_, 
             Ok(())
         }
     }
-    impl Default for Authz<'_> {
-        fn default() -> Self {
-            Authz(None, None)
-        }
-    }
-    match serde_json::from_str::<Container<Authz>>(raw) {
+    match serde_json::from_str::<Container<AuthzFields>>(raw) {
         Ok(Container::Typed(a)) => Some((a.0, a.1)),
         _ => None,
     }
@@ -650,7 +646,10 @@ impl<'a> RawDoc<'a> {
         let mut rest = self.rest;
         let mut row = EventRow::default();
         if let Some(items) = self.items {
-            rest.insert("items".into(), serde_json::from_str(items.get()).unwrap_or(Value::Null));
+            rest.insert(
+                "items".into(),
+                serde_json::from_str(items.get()).unwrap_or(Value::Null),
+            );
         }
         match self.kind {
             Some(Scalar::Str(k)) if k == "Event" => row.shape_flags |= flags::KIND_EVENT,
@@ -763,10 +762,8 @@ impl<'a> RawDoc<'a> {
         let redact = opts.redact.applies_to(row.resource.as_deref());
         let body = |raw: &'a RawValue| -> Cow<'a, str> {
             let text = json_text(raw);
-            if redact {
-                if let Some(r) = redact_body(&text, &opts.redact) {
-                    return Cow::Owned(r);
-                }
+            if redact && let Some(r) = redact_body(&text, &opts.redact) {
+                return Cow::Owned(r);
             }
             text
         };
@@ -843,7 +840,10 @@ mod tests {
         assert_eq!(r.response_code, Some(200));
         assert_eq!(r.authz_decision.as_deref(), Some("allow"));
         assert_eq!(r.stage_ts.map(|s| s - r.ts), Some(50_000));
-        assert_eq!(r.unmapped.as_deref(), Some(r#"{"responseStatus":{"metadata":{}}}"#));
+        assert_eq!(
+            r.unmapped.as_deref(),
+            Some(r#"{"responseStatus":{"metadata":{}}}"#)
+        );
         assert_eq!(r.shape_flags, flags::KIND_EVENT);
     }
 
@@ -877,10 +877,16 @@ mod tests {
 
     #[test]
     fn rejects() {
-        assert!(matches!(one(&V1[..V1.len() - 20]), Err(DecodeError::Json(_))));
+        assert!(matches!(
+            one(&V1[..V1.len() - 20]),
+            Err(DecodeError::Json(_))
+        ));
         assert_eq!(one("[1,2]"), Err(DecodeError::NotAnObject("array")));
         assert_eq!(one(r#"{"hello":"world"}"#), Err(DecodeError::NotAnEvent));
-        assert_eq!(one(r#"{"auditID":"x","verb":"get"}"#), Err(DecodeError::NoTimestamp));
+        assert_eq!(
+            one(r#"{"auditID":"x","verb":"get"}"#),
+            Err(DecodeError::NoTimestamp)
+        );
         assert!(matches!(one(&format!("{V1} x")), Err(DecodeError::Json(_))));
     }
 
@@ -890,8 +896,13 @@ mod tests {
             r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{V1},{{"nope":1}},{V1}]}}"#
         );
         let mut got = Vec::new();
-        decode_document(&list, &DecodeOptions::default(), |i, _, r| got.push((i, r.is_ok())))
-            .unwrap();
-        assert_eq!(got, vec![(Some(0), true), (Some(1), false), (Some(2), true)]);
+        decode_document(&list, &DecodeOptions::default(), |i, _, r| {
+            got.push((i, r.is_ok()))
+        })
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![(Some(0), true), (Some(1), false), (Some(2), true)]
+        );
     }
 }

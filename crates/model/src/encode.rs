@@ -34,7 +34,10 @@ const STRS: [(&str, &[&str]); 25] = [
     (col::VERB, &["verb"]),
     (col::USER_NAME, &["user", "username"]),
     (col::USER_UID, &["user", "uid"]),
-    (col::IMPERSONATED_USER_NAME, &["impersonatedUser", "username"]),
+    (
+        col::IMPERSONATED_USER_NAME,
+        &["impersonatedUser", "username"],
+    ),
     (col::IMPERSONATED_USER_UID, &["impersonatedUser", "uid"]),
     (col::USER_AGENT, &["userAgent"]),
     (col::RESOURCE, &["objectRef", "resource"]),
@@ -56,7 +59,10 @@ const STRS: [(&str, &[&str]); 25] = [
 
 const LISTS: [(&str, &[&str]); 3] = [
     (col::USER_GROUPS, &["user", "groups"]),
-    (col::IMPERSONATED_USER_GROUPS, &["impersonatedUser", "groups"]),
+    (
+        col::IMPERSONATED_USER_GROUPS,
+        &["impersonatedUser", "groups"],
+    ),
     (col::SOURCE_IPS, &["sourceIPs"]),
 ];
 
@@ -71,8 +77,14 @@ const JSON: [(&str, &[&str]); 4] = [
 /// to the v1beta1 fields, `response_code` is `responseStatus.code`).
 pub fn column_paths() -> Vec<(&'static str, String)> {
     let mut out = vec![
-        (col::TS, "requestReceivedTimestamp (else timestamp, stageTimestamp)".to_owned()),
-        (col::STAGE_TS, "stageTimestamp (else metadata.creationTimestamp)".to_owned()),
+        (
+            col::TS,
+            "requestReceivedTimestamp (else timestamp, stageTimestamp)".to_owned(),
+        ),
+        (
+            col::STAGE_TS,
+            "stageTimestamp (else metadata.creationTimestamp)".to_owned(),
+        ),
         (col::RESPONSE_CODE, "responseStatus.code".to_owned()),
     ];
     for (c, p) in STRS.iter().chain(LISTS.iter()).chain(JSON.iter()) {
@@ -101,9 +113,7 @@ impl EventColumns {
             .data_type()
             .clone();
         let ts = |name| -> Result<TimestampMicrosecondArray, ArrowError> {
-            Ok(cast(column(batch, name)?, &ts_type)?
-                .as_primitive()
-                .clone())
+            Ok(cast(column(batch, name)?, &ts_type)?.as_primitive().clone())
         };
         let int = |name| -> Result<Int32Array, ArrowError> {
             Ok(cast(column(batch, name)?, &DataType::Int32)?
@@ -190,10 +200,10 @@ impl EventColumns {
                 Value::String(format_canonical(self.stage_ts.value(i))),
             );
         }
-        if self.unmapped.is_valid(i) {
-            if let Ok(Value::Object(rest)) = serde_json::from_str(self.unmapped.value(i)) {
-                merge(&mut m, rest);
-            }
+        if self.unmapped.is_valid(i)
+            && let Ok(Value::Object(rest)) = serde_json::from_str(self.unmapped.value(i))
+        {
+            merge(&mut m, rest);
         }
         Value::Object(m)
     }

@@ -157,7 +157,9 @@ mod tests {
 
     #[test]
     fn patches() {
-        let p = red(json!([{"op":"replace","path":"/data/p","value":"c2VjcmV0"},{"op":"add","path":"/metadata/labels/x","value":"y"}]));
+        let p = red(
+            json!([{"op":"replace","path":"/data/p","value":"c2VjcmV0"},{"op":"add","path":"/metadata/labels/x","value":"y"}]),
+        );
         assert_eq!(p[0]["value"], REDACTED);
         assert_eq!(p[1]["value"], "y");
         let m = red(json!({"data":{"p":"c2VjcmV0"}}));

@@ -6,7 +6,9 @@ use auditlake_store::Store;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{LogicalPlan, col};
@@ -108,7 +110,11 @@ impl AuditSession {
         let state = self.ctx.state();
         let catalog = state.config().options().catalog.default_catalog.clone();
         let schema_name = state.config().options().catalog.default_schema.clone();
-        let Some(schema) = self.ctx.catalog(&catalog).and_then(|c| c.schema(&schema_name)) else {
+        let Some(schema) = self
+            .ctx
+            .catalog(&catalog)
+            .and_then(|c| c.schema(&schema_name))
+        else {
             return Ok(out);
         };
         let mut names = schema.table_names();
@@ -224,6 +230,10 @@ mod tests {
                 "-- trailing\nCOPY (SELECT 1) TO '/tmp/x;y.csv'"
             ]
         );
-        assert!(super::split_statements("-- nothing\n;;").unwrap().is_empty());
+        assert!(
+            super::split_statements("-- nothing\n;;")
+                .unwrap()
+                .is_empty()
+        );
     }
 }

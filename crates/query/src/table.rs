@@ -12,7 +12,9 @@ use datafusion::common::ScalarValue;
 use datafusion::datasource::listing::ListingTable;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::Result;
-use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, col, lit};
+use datafusion::logical_expr::{
+    Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, col, lit,
+};
 use datafusion::physical_plan::ExecutionPlan;
 
 /// `audit_events`: a [`ListingTable`] that turns predicates on `ts` into predicates on the
@@ -34,10 +36,15 @@ fn micros(v: &ScalarValue) -> Option<(i64, i64)> {
     // (floor, ceil) in microseconds
     Some(match v {
         ScalarValue::TimestampMicrosecond(Some(x), _) => (*x, *x),
-        ScalarValue::TimestampNanosecond(Some(x), _) => (x.div_euclid(1000), (x + 999).div_euclid(1000)),
+        ScalarValue::TimestampNanosecond(Some(x), _) => {
+            (x.div_euclid(1000), (x + 999).div_euclid(1000))
+        }
         ScalarValue::TimestampMillisecond(Some(x), _) => (x * 1000, x * 1000),
         ScalarValue::TimestampSecond(Some(x), _) => (x * 1_000_000, x * 1_000_000),
-        ScalarValue::Date32(Some(d)) => (i64::from(*d) * 86_400_000_000, i64::from(*d) * 86_400_000_000),
+        ScalarValue::Date32(Some(d)) => (
+            i64::from(*d) * 86_400_000_000,
+            i64::from(*d) * 86_400_000_000,
+        ),
         _ => return None,
     })
 }
@@ -89,7 +96,12 @@ pub fn ts_bounds(filters: &[Expr]) -> (Option<i64>, Option<i64>) {
                     _ => {}
                 }
             }
-            Expr::Between(Between { expr, negated: false, low, high }) if is_ts(expr) => {
+            Expr::Between(Between {
+                expr,
+                negated: false,
+                low,
+                high,
+            }) if is_ts(expr) => {
                 if let Some((floor, _)) = literal(low) {
                     lower(floor);
                 }
@@ -135,7 +147,10 @@ impl TableProvider for AuditEventsTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
         self.inner.supports_filters_pushdown(filters)
     }
 

@@ -14,7 +14,12 @@ macro_rules! views {
 }
 
 /// Every built-in view, in the order they are created.
-pub const VIEWS: &[View] = views!["secret_access", "forbidden_requests", "pod_exec", "rbac_changes"];
+pub const VIEWS: &[View] = views![
+    "secret_access",
+    "forbidden_requests",
+    "pod_exec",
+    "rbac_changes"
+];
 
 impl View {
     /// The value of a `-- key: value` header line (continuation lines start with `--` and spaces).
@@ -26,6 +31,11 @@ impl View {
             .take_while(|l| l.starts_with("--  "))
             .map(|l| l.trim_start_matches('-').trim())
             .collect();
-        Some(std::iter::once(first.as_str()).chain(more).collect::<Vec<_>>().join(" "))
+        Some(
+            std::iter::once(first.as_str())
+                .chain(more)
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
     }
 }

@@ -48,7 +48,8 @@ impl Partition {
 
     /// The partition's folder below the store root.
     pub fn path(&self, root: &Path) -> Path {
-        root.clone().join(format!("date={}", self.date()))
+        root.clone()
+            .join(format!("date={}", self.date()))
             .join(format!("hour={:02}", self.hour))
     }
 
@@ -109,7 +110,11 @@ pub struct DataFilePath(Path);
 
 impl DataFilePath {
     pub fn new(root: &Path, partition: &Partition, run: &RunId, seq: u32) -> Self {
-        Self(partition.path(root).join(format!("part-{run}-{seq:05}.parquet")))
+        Self(
+            partition
+                .path(root)
+                .join(format!("part-{run}-{seq:05}.parquet")),
+        )
     }
 
     pub fn path(&self) -> &Path {
@@ -119,7 +124,8 @@ impl DataFilePath {
 
 /// Where a local data file is written before it is renamed into its partition.
 pub fn staging_path(root: &Path, run: &RunId, seq: u32) -> Path {
-    root.clone().join("_staging")
+    root.clone()
+        .join("_staging")
         .join(format!("{run}-{seq:05}.parquet.tmp"))
 }
 
@@ -130,7 +136,9 @@ pub fn staging_dir(root: &Path) -> Path {
 
 /// A part of the rejected-events area: JSON lines, one per rejected input.
 pub fn rejected_path(root: &Path, run: &RunId, seq: u32) -> Path {
-    root.clone().join("_rejected").join(format!("{run}-{seq:05}.jsonl"))
+    root.clone()
+        .join("_rejected")
+        .join(format!("{run}-{seq:05}.jsonl"))
 }
 
 /// The rejected-events folder.
@@ -144,7 +152,9 @@ pub fn parse_data_file(root: &Path, path: &Path) -> Option<Partition> {
     let date = parts.next()?;
     let hour = parts.next()?;
     let file = parts.next()?;
-    if parts.next().is_some() || !file.as_ref().ends_with(".parquet") || file.as_ref().starts_with(['_', '.'])
+    if parts.next().is_some()
+        || !file.as_ref().ends_with(".parquet")
+        || file.as_ref().starts_with(['_', '.'])
     {
         return None;
     }

@@ -144,17 +144,15 @@ impl Store {
         let mut stream = self.object_store.list(Some(&self.root));
         while let Some(meta) = stream.try_next().await.map_err(|e| self.err(e))? {
             if let Some(partition) = parse_data_file(&self.root, &meta.location) {
-                if let Some((from, to)) = range {
-                    if partition.end() <= from || partition.start() >= to {
-                        continue;
-                    }
+                if let Some((from, to)) = range
+                    && (partition.end() <= from || partition.start() >= to)
+                {
+                    continue;
                 }
                 files.push(DataFile { partition, meta });
             }
         }
-        files.sort_by(|a, b| {
-            (a.partition, &a.meta.location).cmp(&(b.partition, &b.meta.location))
-        });
+        files.sort_by(|a, b| (a.partition, &a.meta.location).cmp(&(b.partition, &b.meta.location)));
         Ok(files)
     }
 

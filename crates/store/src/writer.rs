@@ -59,9 +59,7 @@ fn properties(opts: &WriteOptions) -> Result<WriterProperties> {
             .set_column_encoding(p, Encoding::DELTA_BINARY_PACKED);
     }
     // Unique per event: a dictionary never pays off.
-    for c in [col::AUDIT_ID] {
-        b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
-    }
+    b = b.set_column_dictionary_enabled(ColumnPath::from(col::AUDIT_ID), false);
     Ok(b.build())
 }
 

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Ingest, side by side in one run on one machine: auditlake vs DuckDB (JSON -> hive-partitioned
+# Parquet) vs gzip, on the same generated file. Prints a Markdown table with ratios to DuckDB.
+#
+#   benches/ingest_compare.sh [EVENTS] [DAYS]      (default 1000000 events over 1 day)
+#
+# Needs: a release build (built here), python3, `pip install duckdb-cli` (installed here if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EVENTS=${1:-1000000}
+DAYS=${2:-1}
+RUNS=${RUNS:-3}
+WORK=${WORK:-$(mktemp -d /tmp/auditlake-bench.XXXXXX)}
+command -v duckdb >/dev/null 2>&1 || pip install -q duckdb-cli
+cargo build --release --bin auditlake >&2
+A=$PWD/target/release/auditlake
+M="python3 $PWD/benches/measure.py"
+LOG=$WORK/audit.log
+[ -f "$LOG" ] || $A gen --events "$EVENTS" --days "$DAYS" --seed 42 --end 2026-03-20T00:00:00Z --out "$LOG"
+BYTES=$(stat -c %s "$LOG")
+echo "input: $EVENTS events, $BYTES bytes of JSON lines, $(nproc) cores" >&2
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1'])"; }
+du_bytes() { find "$1" -name '*.parquet' -printf '%s\n' | awk '{s+=$1} END {print s+0}'; }
+
+declare -A WALL RSS DISK
+run_tool() { # name, command...
+  local name=$1; shift
+  local walls=() rsss=()
+  for i in $(seq "$RUNS"); do
+    rm -rf "$WORK/out-$name"; mkdir -p "$WORK/out-$name"
+    local m
+    $M "$@" >/dev/null 2>"$WORK/err-$name" || { cat "$WORK/err-$name" >&2; exit 1; }
+    m=$(tail -1 "$WORK/err-$name")
+    walls+=("$(echo "$m" | field wall_s)"); rsss+=("$(echo "$m" | field peak_rss_mib)")
+  done
+  WALL[$name]=$(printf '%s\n' "${walls[@]}" | median)
+  RSS[$name]=$(printf '%s\n' "${rsss[@]}" | median)
+}
+
+run_tool auditlake $A --store "$WORK/out-auditlake" ingest "$LOG"
+DISK[auditlake]=$(du_bytes "$WORK/out-auditlake")
+SQL="SET preserve_insertion_order=false; COPY (SELECT *, strftime(CAST(requestReceivedTimestamp AS TIMESTAMP), '%Y-%m-%d') AS date, strftime(CAST(requestReceivedTimestamp AS TIMESTAMP), '%H') AS hour FROM read_json('$LOG', format='newline_delimited')) TO '$WORK/out-duckdb' (FORMAT parquet, PARTITION_BY (date, hour), OVERWRITE_OR_IGNORE);"
+run_tool duckdb duckdb -c "$SQL"
+DISK[duckdb]=$(du_bytes "$WORK/out-duckdb")
+run_tool gzip sh -c "gzip -6 -c '$LOG' > '$WORK/out-gzip/audit.log.gz'"
+DISK[gzip]=$(stat -c %s "$WORK/out-gzip/audit.log.gz")
+
+echo
+echo "| tool | events/s | peak RSS (MiB) | bytes/event on disk | events/s vs DuckDB | RSS vs DuckDB | bytes vs DuckDB |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+for t in auditlake duckdb gzip; do
+  python3 - "$t" "${WALL[$t]}" "${RSS[$t]}" "${DISK[$t]}" "${WALL[duckdb]}" "${RSS[duckdb]}" "${DISK[duckdb]}" "$EVENTS" <<'PY'
+import sys
+t, w, r, d, wd, rd, dd, n = sys.argv[1], *map(float, sys.argv[2:])
+eps, epsd = n / w, n / wd
+print(f"| {t} | {eps:,.0f} | {r:,.0f} | {d/n:.1f} | {eps/epsd:.2f}x | {r/rd:.2f}x | {d/dd:.2f}x |")
+PY
+done
+echo
+echo "median of $RUNS runs; $EVENTS events ($((BYTES / EVENTS)) bytes/event of JSON) over $DAYS day(s); work dir $WORK"

@@ -179,7 +179,11 @@ struct Printer<'a> {
 }
 
 impl<'a> Printer<'a> {
-    fn new(format: Format, out: &'a mut dyn Write, schema: datafusion::arrow::datatypes::SchemaRef) -> Self {
+    fn new(
+        format: Format,
+        out: &'a mut dyn Write,
+        schema: datafusion::arrow::datatypes::SchemaRef,
+    ) -> Self {
         Self {
             format,
             schema,
@@ -250,7 +254,12 @@ fn flatten_nested(b: &RecordBatch) -> Result<RecordBatch> {
     use datafusion::arrow::array::{ArrayRef, StringBuilder};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-    if !b.schema().fields().iter().any(|f| f.data_type().is_nested()) {
+    if !b
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| f.data_type().is_nested())
+    {
         return Ok(b.clone());
     }
     let mut fields = Vec::new();
@@ -274,5 +283,8 @@ fn flatten_nested(b: &RecordBatch) -> Result<RecordBatch> {
             cols.push(c.clone());
         }
     }
-    Ok(RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), cols)?)
+    Ok(RecordBatch::try_new(
+        std::sync::Arc::new(Schema::new(fields)),
+        cols,
+    )?)
 }

@@ -406,11 +406,20 @@ fn every_example_query_runs() {
     let mut n = 0;
     for e in std::fs::read_dir(queries).unwrap() {
         let p = e.unwrap().path();
-        let out = ok(&store, &["sql", "--format", "csv", "-f", p.to_str().unwrap()]);
+        let out = ok(
+            &store,
+            &["sql", "--format", "csv", "-f", p.to_str().unwrap()],
+        );
         assert!(!out.stdout.is_empty(), "{}", p.display());
         n += 1;
     }
     assert!(n >= 9);
-    let rows = sql_ndjson(&store, "SELECT count(*) AS n FROM audit_events WHERE impersonated_user_name IS NOT NULL");
-    assert!(rows[0]["n"].as_u64().unwrap() > 0, "the generator impersonates sometimes");
+    let rows = sql_ndjson(
+        &store,
+        "SELECT count(*) AS n FROM audit_events WHERE impersonated_user_name IS NOT NULL",
+    );
+    assert!(
+        rows[0]["n"].as_u64().unwrap() > 0,
+        "the generator impersonates sometimes"
+    );
 }

@@ -44,6 +44,9 @@ impl AuditSession {
         if let Some(n) = opts.target_partitions {
             config = config.with_target_partitions(n);
         }
+        // PostgreSQL's dialect: `->>` for JSON, and `SELECT a, cluster` parses (the generic
+        // dialect takes `, cluster` for a trailing comma before CLUSTER BY).
+        config = config.set_str("datafusion.sql_parser.dialect", "PostgreSQL");
         config.options_mut().execution.parquet.pushdown_filters = true;
         config.options_mut().execution.parquet.reorder_filters = true;
         let mut runtime = RuntimeEnvBuilder::new();

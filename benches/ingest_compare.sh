@@ -12,7 +12,7 @@ DAYS=${2:-1}
 RUNS=${RUNS:-3}
 WORK=${WORK:-$(mktemp -d /tmp/auditlake-bench.XXXXXX)}
 command -v duckdb >/dev/null 2>&1 || pip install -q duckdb-cli
-cargo build --release --bin auditlake >&2
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --bin auditlake >&2
 A=$PWD/target/release/auditlake
 M="python3 $PWD/benches/measure.py"
 LOG=$WORK/audit.log
@@ -41,7 +41,7 @@ run_tool() { # name, command...
 
 run_tool auditlake $A --store "$WORK/out-auditlake" ingest "$LOG"
 DISK[auditlake]=$(du_bytes "$WORK/out-auditlake")
-SQL="SET preserve_insertion_order=false; COPY (SELECT *, strftime(CAST(requestReceivedTimestamp AS TIMESTAMP), '%Y-%m-%d') AS date, strftime(CAST(requestReceivedTimestamp AS TIMESTAMP), '%H') AS hour FROM read_json('$LOG', format='newline_delimited')) TO '$WORK/out-duckdb' (FORMAT parquet, PARTITION_BY (date, hour), OVERWRITE_OR_IGNORE);"
+SQL="SET preserve_insertion_order=false; COPY (SELECT *, strftime(CAST(requestReceivedTimestamp AS TIMESTAMP), '%Y-%m-%d') AS date, strftime(CAST(requestReceivedTimestamp AS TIMESTAMP), '%H') AS hour FROM read_json('$LOG', format='newline_delimited', sample_size=-1)) TO '$WORK/out-duckdb' (FORMAT parquet, PARTITION_BY (date, hour), OVERWRITE_OR_IGNORE);"
 run_tool duckdb duckdb -c "$SQL"
 DISK[duckdb]=$(du_bytes "$WORK/out-duckdb")
 run_tool gzip sh -c "gzip -6 -c '$LOG' > '$WORK/out-gzip/audit.log.gz'"

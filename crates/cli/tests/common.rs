@@ -124,3 +124,20 @@ pub fn count(store: &Path, sql: &str) -> u64 {
         .and_then(Value::as_u64)
         .expect("a count")
 }
+
+/// A fresh store holding one fixture of `testdata/`; the folder lives as long as the `TempDir`.
+pub fn fixture_store(rel: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    ok(&store, &["ingest", testdata(rel).to_str().unwrap()]);
+    (dir, store)
+}
+
+/// A fresh store holding `events` generated events (the raw log is returned too).
+pub fn generated_store(events: u64, days: u32, seed: u64) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let log = generate(dir.path(), "audit.log", events, days, seed);
+    ok(&store, &["ingest", log.to_str().unwrap()]);
+    (dir, store, log)
+}

@@ -17,10 +17,7 @@ fn shell(store: &std::path::Path, home: &std::path::Path) -> PtySession {
 
 #[test]
 fn the_repl_as_a_user_drives_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let log = generate(dir.path(), "audit.log", 30_000, 1, 2);
-    ok(&store, &["ingest", log.to_str().unwrap()]);
+    let (dir, store, _log) = generated_store(30_000, 1, 2);
     let mut p = shell(&store, dir.path());
     p.exp_string("auditlake> ").unwrap();
 

@@ -134,10 +134,7 @@ fn files_scanned(store: &Path, sql: &str) -> (usize, String) {
 
 #[test]
 fn a_time_bounded_question_opens_only_that_hours_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let log = generate(dir.path(), "audit.log", 20_000, 3, 9);
-    ok(&store, &["ingest", log.to_str().unwrap()]);
+    let (_dir, store, _log) = generated_store(20_000, 3, 9);
     let (all, plan) = files_scanned(
         &store,
         "SELECT count(*) FROM audit_events WHERE verb <> 'nope'",
@@ -354,10 +351,7 @@ fn formats_files_and_stdin() {
 
 #[test]
 fn a_memory_limit_fails_clearly_instead_of_exhausting_the_machine() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let log = generate(dir.path(), "audit.log", 20_000, 1, 4);
-    ok(&store, &["ingest", log.to_str().unwrap()]);
+    let (_dir, store, _log) = generated_store(20_000, 1, 4);
     let q = "SELECT audit_id, request_uri, user_agent, annotations FROM audit_events ORDER BY request_uri, audit_id";
     let out = run(
         &store,
@@ -398,10 +392,7 @@ fn a_memory_limit_fails_clearly_instead_of_exhausting_the_machine() {
 
 #[test]
 fn every_example_query_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let log = generate(dir.path(), "audit.log", 20_000, 2, 8);
-    ok(&store, &["ingest", log.to_str().unwrap()]);
+    let (_dir, store, _log) = generated_store(20_000, 2, 8);
     let queries = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sql/queries");
     let mut n = 0;
     for e in std::fs::read_dir(queries).unwrap() {

@@ -180,8 +180,9 @@ impl<'o> Decoder<'o> {
         });
     }
 
-    /// One JSON text (a line, or one value of a document).
-    fn text(&mut self, source: &Arc<str>, line: u64, text: &str) {
+    /// One JSON text (a line, or one value of a document); `outer_item` is its index when it is
+    /// an element of a JSON array, and names it in rejects.
+    fn text(&mut self, source: &Arc<str>, line: u64, text: &str, outer_item: Option<usize>) {
         let mut rows = Vec::new();
         let mut bad = Vec::new();
         let res = decode_document(text, &self.opts.decode, |item, raw, r| match r {
@@ -194,11 +195,11 @@ impl<'o> Decoder<'o> {
         }
         for (item, e, raw) in bad {
             self.out.read += 1;
-            self.reject(source, line, item, e, raw.as_bytes());
+            self.reject(source, line, outer_item.or(item), e, raw.as_bytes());
         }
         if let Err(e) = res {
             self.out.read += 1;
-            self.reject(source, line, None, e.to_string(), text.as_bytes());
+            self.reject(source, line, outer_item, e.to_string(), text.as_bytes());
         }
     }
 
@@ -213,7 +214,7 @@ impl<'o> Decoder<'o> {
                 continue;
             }
             match std::str::from_utf8(raw) {
-                Ok(text) => self.text(&c.source, this, text),
+                Ok(text) => self.text(&c.source, this, text, None),
                 Err(e) => {
                     self.out.read += 1;
                     self.reject(&c.source, this, None, format!("not UTF-8 text: {e}"), raw);
@@ -257,36 +258,10 @@ impl<'o> Decoder<'o> {
                     match serde_json::from_str::<Vec<&RawValue>>(v.get()) {
                         Ok(items) => {
                             for (i, item) in items.into_iter().enumerate() {
-                                let mut rows = Vec::new();
-                                let mut errs = Vec::new();
-                                let r =
-                                    decode_document(item.get(), &self.opts.decode, |_, raw, r| {
-                                        match r {
-                                            Ok(row) => rows.push(row),
-                                            Err(e) => errs.push((e.to_string(), raw)),
-                                        }
-                                    });
-                                self.out.read += rows.len() as u64;
-                                for row in &rows {
-                                    self.accept(row);
-                                }
-                                for (e, raw) in errs {
-                                    self.out.read += 1;
-                                    self.reject(&c.source, line, Some(i), e, raw.as_bytes());
-                                }
-                                if let Err(e) = r {
-                                    self.out.read += 1;
-                                    self.reject(
-                                        &c.source,
-                                        line,
-                                        Some(i),
-                                        e.to_string(),
-                                        item.get().as_bytes(),
-                                    );
-                                }
+                                self.text(&c.source, line, item.get(), Some(i));
                             }
                         }
-                        Err(_) => self.text(&c.source, line, v.get()),
+                        Err(_) => self.text(&c.source, line, v.get(), None),
                     }
                 }
                 Some(Err(e)) => {

@@ -5,6 +5,7 @@ mod generate;
 mod ingest;
 mod repl;
 mod sql;
+mod stats;
 mod time_arg;
 
 use std::io::IsTerminal;
@@ -43,6 +44,8 @@ enum Command {
     Export(export::Args),
     /// Ask the audit history anything: SQL from -c, -f, standard input, or an interactive shell.
     Sql(sql::Args),
+    /// Events, files and bytes per day and cluster; oldest and newest; hours without events.
+    Stats(stats::Args),
     /// Generate realistic audit traffic as JSON lines (demos, tests, benchmarks).
     Gen(generate::Args),
 }
@@ -86,6 +89,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(args) => export::run(&cli.store, args),
         Command::Gen(args) => generate::run(args),
         Command::Sql(args) => sql::run(&cli.store, args),
+        Command::Stats(args) => stats::run(&cli.store, args),
     }
 }
 

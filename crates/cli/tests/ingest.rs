@@ -394,3 +394,45 @@ fn an_ingest_killed_midway_leaves_a_readable_store_and_a_rerun_completes_it() {
     assert_eq!(s["duplicates"], partial);
     assert_eq!(count(&store, "select count(*) from audit_events"), 200_000);
 }
+
+#[test]
+fn stats_count_days_and_show_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    ok(
+        &store,
+        &[
+            "ingest",
+            "--cluster",
+            "a",
+            testdata("scenarios/views.jsonl").to_str().unwrap(),
+        ],
+    );
+    ok(
+        &store,
+        &[
+            "ingest",
+            "--cluster",
+            "b",
+            testdata("ingest/eventlist_webhook.json").to_str().unwrap(),
+        ],
+    );
+    let out = ok(&store, &["stats", "--format", "csv"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert_eq!(&rows[0][..4], &["2026-03-19", "b", "3", "1"], "{text}");
+    assert_eq!(&rows[1][..4], &["2026-04-01", "a", "9", "1"], "{text}");
+    let err = stderr(&out);
+    assert!(err.contains("12 events in 2 files"), "{err}");
+    assert!(
+        err.contains(
+            "gap: no events from 2026-03-19T11:00:00.000000Z to 2026-04-01T09:00:00.000000Z (310 h)"
+        ),
+        "{err}"
+    );
+}

@@ -182,15 +182,7 @@ fn a_time_bounded_question_opens_only_that_hours_files() {
 
 #[test]
 fn json_columns_are_reachable_from_sql() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    ok(
-        &store,
-        &[
-            "ingest",
-            testdata("ingest/secret_bodies.jsonl").to_str().unwrap(),
-        ],
-    );
+    let (_dir, store) = fixture_store("ingest/secret_bodies.jsonl");
     let rows = sql_ndjson(
         &store,
         "SELECT json_get_str(request_object, 'metadata', 'name') AS n, \
@@ -210,15 +202,7 @@ fn json_columns_are_reachable_from_sql() {
 
 #[test]
 fn the_store_is_read_only_through_sql_and_errors_exit_non_zero() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    ok(
-        &store,
-        &[
-            "ingest",
-            testdata("ingest/secret_bodies.jsonl").to_str().unwrap(),
-        ],
-    );
+    let (dir, store) = fixture_store("ingest/secret_bodies.jsonl");
     for stmt in [
         "DELETE FROM audit_events",
         "UPDATE audit_events SET verb = 'x'",
@@ -269,15 +253,7 @@ fn the_store_is_read_only_through_sql_and_errors_exit_non_zero() {
 
 #[test]
 fn formats_files_and_stdin() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    ok(
-        &store,
-        &[
-            "ingest",
-            testdata("ingest/secret_bodies.jsonl").to_str().unwrap(),
-        ],
-    );
+    let (dir, store) = fixture_store("ingest/secret_bodies.jsonl");
     let csv = ok(
         &store,
         &[

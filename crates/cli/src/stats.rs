@@ -1,0 +1,131 @@
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use auditlake_query::{AuditSession, QueryOptions};
+use auditlake_store::Partition;
+use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
+
+use crate::sql::{Format, run_statement};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Output format of the per-day table (bytes per event are per day: a file holds every cluster) (table on a terminal, csv otherwise).
+    #[arg(long)]
+    format: Option<Format>,
+}
+
+const PER_DAY: &str = "\
+WITH ev AS (
+  SELECT date, cluster, count(*) AS events, min(ts) AS oldest, max(ts) AS newest
+  FROM audit_events GROUP BY date, cluster)
+SELECT ev.date, ev.cluster, ev.events, f.files, f.bytes,
+       round(CAST(f.bytes AS DOUBLE) / sum(ev.events) OVER (PARTITION BY ev.date), 1) AS bytes_per_event,
+       ev.oldest, ev.newest
+FROM ev JOIN store_files f ON f.date = ev.date
+ORDER BY ev.date, ev.cluster";
+
+/// Events, files and bytes per day and cluster; oldest and newest event; hours without data.
+pub fn run(store: &str, args: Args) -> Result<ExitCode> {
+    let store = crate::open_store(store)?;
+    let rt = crate::runtime()?;
+    let partitions = rt.block_on(store.partitions(None))?;
+    let mut days: Vec<(String, i64, i64)> = Vec::new();
+    for (p, files) in &partitions {
+        let bytes: u64 = files.iter().map(|f| f.meta.size).sum();
+        match days.last_mut() {
+            Some((d, n, b)) if *d == p.date() => {
+                *n += files.len() as i64;
+                *b += bytes as i64;
+            }
+            _ => days.push((p.date(), files.len() as i64, bytes as i64)),
+        }
+    }
+    let session = rt.block_on(AuditSession::open(store.clone(), &QueryOptions::default()))?;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("date", DataType::Utf8, false),
+        Field::new("files", DataType::Int64, false),
+        Field::new("bytes", DataType::Int64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                days.iter().map(|d| d.0.clone()),
+            )),
+            Arc::new(Int64Array::from_iter_values(days.iter().map(|d| d.1))),
+            Arc::new(Int64Array::from_iter_values(days.iter().map(|d| d.2))),
+        ],
+    )?;
+    session.context().register_table(
+        "store_files",
+        Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+    )?;
+    let format = args
+        .format
+        .unwrap_or(if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            Format::Table
+        } else {
+            Format::Csv
+        });
+    let mut out = std::io::stdout().lock();
+    rt.block_on(run_statement(&session, PER_DAY, format, &mut out))
+        .context("cannot compute the per-day figures")?;
+
+    let files: usize = partitions.values().map(Vec::len).sum();
+    let bytes: u64 = partitions.values().flatten().map(|f| f.meta.size).sum();
+    let events: u64 = {
+        let df = rt.block_on(session.sql("SELECT count(*) FROM audit_events"))?;
+        let b = rt.block_on(df.collect())?;
+        b.first()
+            .and_then(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .map(|a| a.value(0) as u64)
+            })
+            .unwrap_or(0)
+    };
+    eprintln!(
+        "{} events in {} files, {:.1} MB, {:.1} bytes/event, {} hourly partitions",
+        events,
+        files,
+        bytes as f64 / 1e6,
+        bytes as f64 / events.max(1) as f64,
+        partitions.len()
+    );
+    // Gaps: hours between the first and the last partition without any file.
+    if let (Some(first), Some(last)) = (partitions.keys().next(), partitions.keys().next_back()) {
+        eprintln!("oldest hour {first}, newest hour {last}");
+        let have: BTreeSet<i64> = partitions.keys().map(Partition::start).collect();
+        let mut gaps: Vec<(i64, i64)> = Vec::new();
+        let mut t = first.start();
+        while t <= last.start() {
+            if !have.contains(&t) {
+                match gaps.last_mut() {
+                    Some((_, end)) if *end == t => *end = t + 3_600_000_000,
+                    _ => gaps.push((t, t + 3_600_000_000)),
+                }
+            }
+            t += 3_600_000_000;
+        }
+        if gaps.is_empty() {
+            eprintln!("no gaps: every hour between them has events");
+        }
+        for (from, to) in gaps.iter().take(20) {
+            eprintln!(
+                "gap: no events from {} to {} ({} h)",
+                auditlake_model::time::format_canonical(*from),
+                auditlake_model::time::format_canonical(*to),
+                (to - from) / 3_600_000_000
+            );
+        }
+        if gaps.len() > 20 {
+            eprintln!("… and {} more gaps", gaps.len() - 20);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -3,4 +3,5 @@
 mod common;
 mod ingest;
 mod repl;
+mod s3;
 mod sql;

@@ -436,3 +436,45 @@ fn stats_count_days_and_show_gaps() {
         "{err}"
     );
 }
+
+/// A second reader over the same files: DuckDB (the Python module, which `scripts/test` installs)
+/// with hive partitioning sees every event, the partition columns, and the same answers.
+#[test]
+fn duckdb_reads_the_store_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let log = generate(dir.path(), "audit.log", 15_000, 2, 31);
+    ok(&store, &["ingest", log.to_str().unwrap()]);
+    let glob = store.join("*/*/*.parquet");
+    let script = format!(
+        "import duckdb\n\
+         r = duckdb.sql(\"SELECT count(*), count(DISTINCT date || hour), count(DISTINCT audit_id), \
+         sum(CASE WHEN response_code = 403 THEN 1 ELSE 0 END), min(ts)::VARCHAR \
+         FROM read_parquet('{}', hive_partitioning = true)\").fetchall()[0]\n\
+         print(','.join(str(x) for x in r))\n",
+        glob.display()
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "DuckDB could not read the store (run ./scripts/test, which installs the duckdb module): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let duck = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let ours = sql_ndjson(
+        &store,
+        "SELECT count(*) AS n, count(DISTINCT date || hour) AS parts, count(DISTINCT audit_id) AS ids, \
+         sum(CASE WHEN response_code = 403 THEN 1 ELSE 0 END) AS denied FROM audit_events",
+    );
+    let o = &ours[0];
+    let expected = format!("{},{},{},{}", o["n"], o["parts"], o["ids"], o["denied"]);
+    assert!(
+        duck.starts_with(&format!("{expected},")),
+        "duckdb {duck} vs auditlake {expected}"
+    );
+    assert_eq!(o["n"], 15_000);
+    assert_eq!(o["parts"], 48);
+}

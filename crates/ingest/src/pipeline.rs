@@ -36,6 +36,9 @@ pub struct IngestOptions {
     /// A JSON document spread over lines (a pretty-printed `EventList`) is read whole up to this
     /// size.
     pub max_document_bytes: usize,
+    /// Dedup keys (16 bytes each, plus hash-set overhead) held for hours already written before
+    /// the keys of idle hours are dropped.
+    pub max_dedup_keys: usize,
 }
 
 impl Default for IngestOptions {
@@ -49,6 +52,7 @@ impl Default for IngestOptions {
             threads: thread::available_parallelism().map_or(2, |n| n.get()),
             chunk_bytes: 2 << 20,
             max_document_bytes: 512 << 20,
+            max_dedup_keys: 4_000_000,
         }
     }
 }
@@ -507,8 +511,10 @@ impl Writer<'_> {
                 self.flush(&p)?;
             }
         }
-        // Keys of many hours: drop those of idle, flushed hours (they are re-read if needed).
-        if self.parts.len() > 2048 {
+        // Keys of many hours or events: drop those of idle, flushed hours (re-read from their
+        // files if events for them come again), so that memory stays bounded on long inputs.
+        let keys: usize = self.parts.values().map(|b| b.keys.len()).sum();
+        if self.parts.len() > 2048 || keys > self.opts.max_dedup_keys {
             let tick = self.tick;
             self.parts
                 .retain(|_, b| b.bytes > 0 || tick - b.last_touched < 64);
@@ -649,5 +655,41 @@ fn decode_worker(
         if tx.send(d.finish()).is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With a tiny key budget the keys of written hours are dropped and re-read from their files:
+    /// dedup still holds across the whole run.
+    #[test]
+    fn dedup_survives_dropping_the_keys_of_idle_hours() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        let cfg = auditlake_gen::GenConfig {
+            events: 6_000,
+            days: 3,
+            seed: 5,
+            end: chrono::DateTime::from_timestamp(1_773_964_800, 0).unwrap(),
+        };
+        auditlake_gen::generate(&cfg, std::fs::File::create(&log).unwrap()).unwrap();
+        let store = Store::open(dir.path().join("store").to_str().unwrap(), &[]).unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let opts = IngestOptions {
+            max_dedup_keys: 100,
+            chunk_bytes: 64 << 10,
+            buffer_bytes: 1 << 20,
+            file_bytes: 256 << 10,
+            threads: 1,
+            ..Default::default()
+        };
+        let inputs = vec![Input::File(log.clone()), Input::File(log)];
+        let s = ingest(&store, &inputs, &opts, Arc::new(()), rt.handle()).unwrap();
+        assert_eq!(
+            (s.read, s.stored, s.duplicates, s.rejected),
+            (12_000, 6_000, 6_000, 0)
+        );
     }
 }

@@ -17,6 +17,28 @@ pub fn run(store: &Path, args: &[&str]) -> Output {
     c.output().expect("run auditlake")
 }
 
+/// Runs the binary with `args` against `store`, feeding `input` on standard input.
+pub fn run_with_stdin(store: &Path, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = bin()
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run auditlake");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    child.wait_with_output().expect("wait for auditlake")
+}
+
 pub fn ok(store: &Path, args: &[&str]) -> Output {
     let out = run(store, args);
     assert!(

@@ -265,21 +265,11 @@ fn pretty_eventlist_and_stdin() {
         ],
     ));
     assert_eq!((s["stored"], s["rejected"]), (3, 0));
-    let mut child = bin()
-        .arg("--store")
-        .arg(&store)
-        .args(["ingest", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&std::fs::read(testdata("ingest/secret_bodies.jsonl")).unwrap())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_stdin(
+        &store,
+        &["ingest", "-"],
+        &std::fs::read(testdata("ingest/secret_bodies.jsonl")).unwrap(),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(summary(&out)["stored"], 4);
     assert_eq!(count(&store, "select count(*) from audit_events"), 7);

@@ -306,22 +306,11 @@ fn formats_files_and_stdin() {
         &["sql", "--format", "csv", "-f", f.to_str().unwrap()],
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n4\n");
-    let mut child = bin()
-        .arg("--store")
-        .arg(&store)
-        .args(["sql", "--format", "csv"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"SELECT count(*) AS n FROM pod_exec;")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_stdin(
+        &store,
+        &["sql", "--format", "csv"],
+        b"SELECT count(*) AS n FROM pod_exec;",
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n0\n");
 }
 

@@ -324,50 +324,41 @@ fn read_inputs(
             if data.is_empty() {
                 break;
             }
-            if first {
-                first = false;
-                if is_multiline_document(&data) {
-                    // Read the whole document; a document this large is not what the apiserver
-                    // writes, so it is bounded.
-                    let mut limited = std::io::Read::take(
-                        &mut r,
-                        (opts.max_document_bytes - data.len().min(opts.max_document_bytes)) as u64
-                            + 1,
-                    );
-                    std::io::Read::read_to_end(&mut limited, &mut data).map_err(io_err)?;
-                    if data.len() > opts.max_document_bytes {
-                        return Err(Error::Input {
-                            name: name.to_string(),
-                            source: std::io::Error::new(
-                                std::io::ErrorKind::InvalidData,
-                                format!(
-                                    "a JSON document spread over lines larger than {} MiB; write it as JSON lines",
-                                    opts.max_document_bytes >> 20
-                                ),
+            let document = first && is_multiline_document(&data);
+            first = false;
+            if document {
+                // Read the whole document; a document this large is not what the apiserver
+                // writes, so it is bounded.
+                let mut limited = std::io::Read::take(
+                    &mut r,
+                    (opts.max_document_bytes - data.len().min(opts.max_document_bytes)) as u64 + 1,
+                );
+                std::io::Read::read_to_end(&mut limited, &mut data).map_err(io_err)?;
+                if data.len() > opts.max_document_bytes {
+                    return Err(Error::Input {
+                        name: name.to_string(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!(
+                                "a JSON document spread over lines larger than {} MiB; write it as JSON lines",
+                                opts.max_document_bytes >> 20
                             ),
-                        });
-                    }
-                    let chunk = Chunk {
-                        source: Arc::clone(&name),
-                        first_line,
-                        data,
-                        document: true,
-                    };
-                    if tx.send(chunk).is_err() {
-                        return Ok(());
-                    }
-                    break;
+                        ),
+                    });
                 }
             }
             let chunk = Chunk {
                 source: Arc::clone(&name),
                 first_line,
                 data,
-                document: false,
+                document,
             };
             if tx.send(chunk).is_err() {
                 // The writer stopped (it failed); its error is the one reported.
                 return Ok(());
+            }
+            if document {
+                break;
             }
         }
     }

@@ -33,16 +33,20 @@ pub struct DataFile {
     pub meta: ObjectMeta,
 }
 
+fn invalid_location(location: &str, reason: String) -> Error {
+    Error::InvalidLocation {
+        location: location.to_owned(),
+        reason,
+    }
+}
+
 impl Store {
     /// Opens the store at `location`: a local path (created if missing), a `file://` URL, or
     /// `s3://bucket/prefix`. `options` configure the object store (for S3 the `aws_*` keys of
     /// `object_store`, e.g. `aws_endpoint`, `aws_allow_http`, `aws_region`); the caller collects
     /// them, this crate reads no environment.
     pub fn open(location: &str, options: &[(String, String)]) -> Result<Self> {
-        let invalid = |reason: String| Error::InvalidLocation {
-            location: location.to_owned(),
-            reason,
-        };
+        let invalid = |reason: String| invalid_location(location, reason);
         let parsed = Url::parse(location).ok().filter(|u| u.scheme().len() > 1);
         match parsed {
             Some(url) if url.scheme() == "s3" => {
@@ -83,10 +87,7 @@ impl Store {
     }
 
     fn open_local(p: &std::path::Path, location: &str) -> Result<Self> {
-        let invalid = |reason: String| Error::InvalidLocation {
-            location: location.to_owned(),
-            reason,
-        };
+        let invalid = |reason: String| invalid_location(location, reason);
         std::fs::create_dir_all(p).map_err(|e| invalid(format!("cannot create folder: {e}")))?;
         let abs = std::fs::canonicalize(p).map_err(|e| invalid(e.to_string()))?;
         let root = Path::from_absolute_path(&abs).map_err(|e| invalid(e.to_string()))?;

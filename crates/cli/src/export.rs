@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use auditlake_model::audit_events_schema;
 use auditlake_model::encode::EventColumns;
-use auditlake_model::schema::col;
-use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
-use datafusion::arrow::datatypes::TimestampMicrosecondType;
+use auditlake_model::time::format_canonical;
+use auditlake_query::{AuditSession, QueryOptions};
+use futures::StreamExt;
 
 use crate::time_arg::parse_time;
 
@@ -23,6 +23,9 @@ pub struct Args {
     /// Write here instead of standard output.
     #[arg(long, short)]
     out: Option<PathBuf>,
+    /// Memory for sorting by time; past it the sort spills to temporary files.
+    #[arg(long, default_value_t = 1024, value_name = "MB")]
+    memory_limit_mb: usize,
 }
 
 pub fn run(store: &str, args: Args) -> Result<ExitCode> {
@@ -46,40 +49,48 @@ pub fn run(store: &str, args: Args) -> Result<ExitCode> {
         )),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
-    let partitions = rt.block_on(store.partitions(Some((from, to))))?;
-    let mut n = 0u64;
-    // One hour at a time: memory is bounded by the largest hour.
-    for files in partitions.values() {
-        let mut batches: Vec<RecordBatch> = Vec::new();
-        for f in files {
-            batches.extend(rt.block_on(store.read_file(f, None))?);
-        }
-        let Some(first) = batches.first() else {
-            continue;
-        };
-        let batch = concat_batches(&first.schema(), &batches)?;
-        drop(batches);
-        let ts_col = batch
-            .column_by_name(col::TS)
-            .context("stored file without ts")?;
-        let idx = sort_to_indices(ts_col, None, None)?;
-        let batch = take_record_batch(&batch, &idx)?;
-        let ts = batch
-            .column_by_name(col::TS)
-            .context("stored file without ts")?
-            .as_primitive::<TimestampMicrosecondType>()
-            .clone();
-        let cols = EventColumns::new(&batch)?;
-        for i in 0..batch.num_rows() {
-            let t = ts.value(i);
-            if t < from || t >= to {
-                continue;
-            }
-            serde_json::to_writer(&mut out, &cols.row_to_json(i))?;
-            out.write_all(b"\n")?;
-            n += 1;
-        }
+    // A merge sort by ts over the files of the range, spilling to disk past the memory limit:
+    // memory stays bounded whatever the size of a day.
+    let opts = QueryOptions {
+        memory_limit: Some(args.memory_limit_mb << 20),
+        ..Default::default()
+    };
+    let session = rt.block_on(AuditSession::open(store, &opts))?;
+    let columns: Vec<String> = audit_events_schema()
+        .fields()
+        .iter()
+        .map(|f| format!("\"{}\"", f.name()))
+        .collect();
+    let mut filters = Vec::new();
+    if from != i64::MIN {
+        filters.push(format!("ts >= TIMESTAMP '{}'", format_canonical(from)));
     }
+    if to != i64::MAX {
+        filters.push(format!("ts < TIMESTAMP '{}'", format_canonical(to)));
+    }
+    let where_clause = if filters.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", filters.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {} FROM audit_events {where_clause} ORDER BY ts",
+        columns.join(", ")
+    );
+    let n = rt.block_on(async {
+        let mut stream = session.sql(&sql).await?.execute_stream().await?;
+        let mut n = 0u64;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            let cols = EventColumns::new(&batch)?;
+            for i in 0..batch.num_rows() {
+                serde_json::to_writer(&mut out, &cols.row_to_json(i))?;
+                out.write_all(b"\n")?;
+                n += 1;
+            }
+        }
+        anyhow::Ok(n)
+    })?;
     out.flush()?;
     eprintln!("exported {n} events");
     Ok(ExitCode::SUCCESS)

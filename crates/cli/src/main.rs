@@ -1,8 +1,10 @@
 //! `auditlake`: keep and question Kubernetes audit history.
 
+mod config;
 mod export;
 mod generate;
 mod ingest;
+mod maintain;
 mod repl;
 mod sql;
 mod stats;
@@ -32,6 +34,10 @@ struct Cli {
     )]
     store: String,
 
+    /// The config file (retention, scope, schedules); `./auditlake.toml` when it exists.
+    #[arg(long, global = true, env = "AUDITLAKE_CONFIG")]
+    config: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -46,6 +52,10 @@ enum Command {
     Sql(sql::Args),
     /// Events, files and bytes per day and cluster; oldest and newest; hours without events.
     Stats(stats::Args),
+    /// Merge the small files of each day into files of a target size (safe while others read).
+    Compact(maintain::CompactArgs),
+    /// Delete days older than a maximum age; slim older days to Metadata level (config or flags).
+    Retain(maintain::RetainArgs),
     /// Generate realistic audit traffic as JSON lines (demos, tests, benchmarks).
     Gen(generate::Args),
 }
@@ -90,6 +100,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Gen(args) => generate::run(args),
         Command::Sql(args) => sql::run(&cli.store, args),
         Command::Stats(args) => stats::run(&cli.store, args),
+        Command::Compact(args) => maintain::compact(&cli.store, args),
+        Command::Retain(args) => {
+            let (config, _) = config::Config::load(cli.config.as_deref())?;
+            maintain::retain(&cli.store, &config, args)
+        }
     }
 }
 

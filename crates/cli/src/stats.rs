@@ -1,10 +1,8 @@
-use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use auditlake_query::{AuditSession, QueryOptions};
-use auditlake_store::Partition;
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
@@ -90,37 +88,47 @@ pub fn run(store: &str, args: Args) -> Result<ExitCode> {
             .unwrap_or(0)
     };
     eprintln!(
-        "{} events in {} files, {:.1} MB, {:.1} bytes/event, {} hourly partitions",
+        "{} events in {} files, {:.1} MB, {:.1} bytes/event, {} daily partitions",
         events,
         files,
         bytes as f64 / 1e6,
         bytes as f64 / events.max(1) as f64,
         partitions.len()
     );
-    // Gaps: hours between the first and the last partition without any file.
-    if let (Some(first), Some(last)) = (partitions.keys().next(), partitions.keys().next_back()) {
-        eprintln!("oldest hour {first}, newest hour {last}");
-        let have: BTreeSet<i64> = partitions.keys().map(Partition::start).collect();
-        let mut gaps: Vec<(i64, i64)> = Vec::new();
-        let mut t = first.start();
-        while t <= last.start() {
-            if !have.contains(&t) {
-                match gaps.last_mut() {
-                    Some((_, end)) if *end == t => *end = t + 3_600_000_000,
-                    _ => gaps.push((t, t + 3_600_000_000)),
-                }
-            }
-            t += 3_600_000_000;
+    // Gaps: hours between the oldest and the newest event without any event. Reads only `ts`.
+    let hours: Vec<i64> = {
+        let df = rt.block_on(session.sql(
+            "SELECT DISTINCT CAST(date_trunc('hour', ts) AS BIGINT) AS h FROM audit_events ORDER BY h",
+        ))?;
+        let mut v = Vec::new();
+        for b in rt.block_on(df.collect())? {
+            let a = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .context("hour starts are not integers")?;
+            v.extend(a.values().iter().copied());
         }
+        v
+    };
+    if let (Some(first), Some(last)) = (hours.first(), hours.last()) {
+        let fmt = auditlake_model::time::format_canonical;
+        eprintln!("oldest hour {}, newest hour {}", fmt(*first), fmt(*last));
+        const HOUR: i64 = 3_600_000_000;
+        let gaps: Vec<(i64, i64)> = hours
+            .windows(2)
+            .filter(|w| w[1] - w[0] > HOUR)
+            .map(|w| (w[0] + HOUR, w[1]))
+            .collect();
         if gaps.is_empty() {
             eprintln!("no gaps: every hour between them has events");
         }
         for (from, to) in gaps.iter().take(20) {
             eprintln!(
                 "gap: no events from {} to {} ({} h)",
-                auditlake_model::time::format_canonical(*from),
-                auditlake_model::time::format_canonical(*to),
-                (to - from) / 3_600_000_000
+                fmt(*from),
+                fmt(*to),
+                (to - from) / HOUR
             );
         }
         if gaps.len() > 20 {

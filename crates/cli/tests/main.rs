@@ -2,6 +2,7 @@
 
 mod common;
 mod ingest;
+mod maintain;
 mod repl;
 mod s3;
 mod sql;

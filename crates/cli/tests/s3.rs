@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-struct Moto {
+pub struct Moto {
     child: Child,
-    port: u16,
+    pub port: u16,
 }
 
 impl Drop for Moto {
@@ -29,7 +29,7 @@ fn http(port: u16, request: &str) -> std::io::Result<String> {
     Ok(out)
 }
 
-fn start_moto() -> Moto {
+pub fn start_moto() -> Moto {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

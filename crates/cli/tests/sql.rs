@@ -133,32 +133,38 @@ fn files_scanned(store: &Path, sql: &str) -> (usize, String) {
 }
 
 #[test]
-fn a_time_bounded_question_opens_only_that_hours_files() {
+fn a_time_bounded_question_opens_only_that_days_files() {
     let (_dir, store, _log) = generated_store(20_000, 3, 9);
     let (all, plan) = files_scanned(
         &store,
         "SELECT count(*) FROM audit_events WHERE verb <> 'nope'",
     );
-    assert_eq!(all, 72, "3 days of hourly files: {plan}");
+    assert_eq!(all, 3, "3 days, a file each: {plan}");
 
     let (hour, plan) = files_scanned(
         &store,
         "SELECT count(*) FROM audit_events WHERE ts >= '2026-03-18T10:00:00Z' AND ts < '2026-03-18T11:00:00Z'",
     );
     assert_eq!(hour, 1, "{plan}");
-    assert!(plan.contains("date=2026-03-18/hour=10/"), "{plan}");
+    assert!(plan.contains("date=2026-03-18/"), "{plan}");
 
-    let between = files_scanned(
+    let across_midnight = files_scanned(
         &store,
-        "SELECT count(*) FROM audit_events WHERE ts BETWEEN '2026-03-18T10:15:00Z' AND '2026-03-18T12:30:00Z'",
+        "SELECT count(*) FROM audit_events WHERE ts BETWEEN '2026-03-17T22:15:00Z' AND '2026-03-18T02:30:00Z'",
     );
-    assert_eq!(between.0, 3, "{}", between.1);
+    assert_eq!(across_midnight.0, 2, "{}", across_midnight.1);
 
     let day = files_scanned(
         &store,
         "SELECT count(*) FROM audit_events WHERE ts >= DATE '2026-03-19'",
     );
-    assert_eq!(day.0, 24, "{}", day.1);
+    assert_eq!(day.0, 1, "{}", day.1);
+
+    let by_date = files_scanned(
+        &store,
+        "SELECT count(*) FROM audit_events WHERE date = '2026-03-18'",
+    );
+    assert_eq!(by_date.0, 1, "{}", by_date.1);
 
     // Relative to now: the data is in the past, so nothing is opened at all.
     let recent = files_scanned(
@@ -216,7 +222,7 @@ fn the_store_is_read_only_through_sql_and_errors_exit_non_zero() {
             stderr(&out)
         );
     }
-    let inside = store.join("date=2026-03-19/hour=10/evil.parquet");
+    let inside = store.join("date=2026-03-19/evil.parquet");
     let out = run(
         &store,
         &[

@@ -36,8 +36,8 @@ pub struct IngestOptions {
     /// A JSON document spread over lines (a pretty-printed `EventList`) is read whole up to this
     /// size.
     pub max_document_bytes: usize,
-    /// Dedup keys (16 bytes each, plus hash-set overhead) held for hours already written before
-    /// the keys of idle hours are dropped.
+    /// Dedup keys (16 bytes each, plus hash-set overhead) held for days already written before
+    /// the keys of idle days are dropped.
     pub max_dedup_keys: usize,
 }
 
@@ -387,7 +387,7 @@ fn is_multiline_document(data: &[u8]) -> bool {
     }
 }
 
-/// One hour's events waiting to be written.
+/// One day's events waiting to be written.
 struct PartBuffer {
     batches: Vec<RecordBatch>,
     bytes: usize,
@@ -486,7 +486,7 @@ impl Writer<'_> {
             }
         }
         if self.buffered > self.opts.buffer_bytes {
-            // Hours no longer receiving events first (time-ordered input completes them one by
+            // Days no longer receiving events first (time-ordered input completes them one by
             // one), then the largest.
             let mut order: Vec<(u64, std::cmp::Reverse<usize>, Partition)> = self
                 .parts
@@ -502,7 +502,7 @@ impl Writer<'_> {
                 self.flush(&p)?;
             }
         }
-        // Keys of many hours or events: drop those of idle, flushed hours (re-read from their
+        // Keys of many days or events: drop those of idle, flushed days (re-read from their
         // files if events for them come again), so that memory stays bounded on long inputs.
         let keys: usize = self.parts.values().map(|b| b.keys.len()).sum();
         if self.parts.len() > 2048 || keys > self.opts.max_dedup_keys {
@@ -571,7 +571,7 @@ pub fn ingest(
 ) -> Result<IngestSummary> {
     // Staging files of a run that died long ago; a live run's are younger than this.
     if store.is_local() {
-        rt.block_on(store.clean_staging(chrono::Duration::hours(6)))?;
+        rt.block_on(store.clean_staging(chrono::TimeDelta::hours(6)))?;
     }
     let threads = opts.threads.max(1);
     let (chunk_tx, chunk_rx) = sync_channel::<Chunk>(threads * 2);

@@ -56,10 +56,13 @@ pub mod flags {
     pub const NO_STAGE_TS: i32 = 2;
     /// The event had `"kind": "Event"`.
     pub const KIND_EVENT: i32 = 4;
+    /// Retention slimmed the event to Metadata level: its request and response bodies were
+    /// dropped (`level` still says what the apiserver recorded).
+    pub const SLIMMED: i32 = 8;
 }
 
-/// The partition columns of the store's hive layout (`date=YYYY-MM-DD/hour=HH/`), derived from `ts`.
-pub const PARTITION_COLUMNS: [&str; 2] = ["date", "hour"];
+/// The partition column of the store's hive layout (`date=YYYY-MM-DD/`), the UTC day of `ts`.
+pub const PARTITION_COLUMNS: [&str; 1] = ["date"];
 
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -113,8 +116,8 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-/// The Arrow schema of the `audit_events` table as stored in each Parquet file (partition columns
-/// `date` and `hour` live in the path, not in the file).
+/// The Arrow schema of the `audit_events` table as stored in each Parquet file (the partition
+/// column `date` lives in the path, not in the file).
 pub fn audit_events_schema() -> SchemaRef {
     Arc::clone(&SCHEMA)
 }

@@ -5,6 +5,14 @@ pub enum Error {
     DataFusion(#[from] datafusion::error::DataFusionError),
     #[error(transparent)]
     Store(#[from] auditlake_store::Error),
+    /// The request is refused as asked (e.g. retention without a policy).
+    #[error("{0}")]
+    Refused(String),
+    /// A broken invariant: a bug.
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error(transparent)]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
     /// A view shipped in `sql/` does not plan: a bug.
     #[error("built-in view {name} does not plan: {source}")]
     View {

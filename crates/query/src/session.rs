@@ -1,17 +1,10 @@
 use std::sync::Arc;
 
-use auditlake_model::audit_events_schema;
-use auditlake_model::schema::{PARTITION_COLUMNS, col as column};
 use auditlake_store::Store;
-use datafusion::arrow::datatypes::DataType;
 use datafusion::dataframe::DataFrame;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::logical_expr::{LogicalPlan, col};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::table::AuditEventsTable;
@@ -58,21 +51,8 @@ impl AuditSession {
         ctx.register_object_store(&store.object_store_url(), store.object_store());
         datafusion_functions_json::register_all(&mut ctx)?;
 
-        let url = ListingTableUrl::parse(store.url().as_str())?;
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-            .with_file_extension(".parquet")
-            .with_table_partition_cols(
-                PARTITION_COLUMNS
-                    .iter()
-                    .map(|c| ((*c).to_owned(), DataType::Utf8))
-                    .collect(),
-            )
-            .with_file_sort_order(vec![vec![col(column::TS).sort(true, false)]]);
-        let config = ListingTableConfig::new(url)
-            .with_listing_options(options)
-            .with_schema(audit_events_schema());
-        let table = ListingTable::try_new(config)?;
-        ctx.register_table("audit_events", Arc::new(AuditEventsTable::new(table)))?;
+        let table = AuditEventsTable::new(store.clone())?;
+        ctx.register_table("audit_events", Arc::new(table))?;
 
         let this = Self { ctx, store };
         for v in VIEWS {

@@ -1,33 +1,55 @@
-//! The `audit_events` table: a listing table over the store whose `ts` predicates also prune
-//! partitions.
+//! The `audit_events` table: the store's files, with `ts` and `date` predicates picking the days.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use auditlake_model::audit_events_schema;
 use auditlake_model::schema::{PARTITION_COLUMNS, col as column};
-use auditlake_store::Partition;
-use datafusion::arrow::datatypes::SchemaRef;
+use auditlake_store::{Partition, Store};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
-use datafusion::common::ScalarValue;
-use datafusion::datasource::listing::ListingTable;
+use datafusion::common::{ScalarValue, project_schema};
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use datafusion::datasource::table_schema::TableSchema;
 use datafusion::datasource::{TableProvider, TableType};
-use datafusion::error::Result;
-use datafusion::logical_expr::{
-    Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, col, lit,
-};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
 
-/// `audit_events`: a [`ListingTable`] that turns predicates on `ts` into predicates on the
-/// `date`/`hour` partition columns before listing files. Read-only: it has no insert, update or
-/// delete.
+/// `audit_events`: the store's Parquet files with the `date` partition column. The files come
+/// from [`Store::list_data_files`], so queries follow the commit protocol of compaction, and a
+/// predicate on `ts` or `date` picks the days to list before any file is opened. Read-only: it
+/// has no insert, update or delete.
 #[derive(Debug)]
 pub struct AuditEventsTable {
-    inner: ListingTable,
+    store: Store,
+    schema: SchemaRef,
+    object_store_url: ObjectStoreUrl,
 }
 
 impl AuditEventsTable {
-    pub fn new(inner: ListingTable) -> Self {
-        Self { inner }
+    pub fn new(store: Store) -> Result<Self> {
+        let mut fields: Vec<Field> = audit_events_schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.extend(
+            PARTITION_COLUMNS
+                .iter()
+                .map(|c| Field::new(*c, DataType::Utf8, false)),
+        );
+        let object_store_url = ObjectStoreUrl::parse(store.object_store_url().as_str())?;
+        Ok(Self {
+            store,
+            schema: Arc::new(Schema::new(fields)),
+            object_store_url,
+        })
     }
 }
 
@@ -115,32 +137,62 @@ pub fn ts_bounds(filters: &[Expr]) -> (Option<i64>, Option<i64>) {
     (lo, hi)
 }
 
-/// Predicates on `date` and `hour` that keep exactly the partitions overlapping `[lo, hi)`.
-pub fn partition_filters(lo: Option<i64>, hi: Option<i64>) -> Vec<Expr> {
-    let [date, hour] = PARTITION_COLUMNS;
-    let mut out = Vec::new();
-    if let Some(lo) = lo {
-        let p = Partition::of(lo);
-        let d = p.date();
-        let h = format!("{:02}", p.hour);
-        out.push(col(date).gt_eq(lit(d.clone())));
-        out.push(col(date).gt(lit(d)).or(col(hour).gt_eq(lit(h))));
+/// The days `[lo, hi)` that predicates on the `date` partition column allow, in microseconds.
+fn date_bounds(filters: &[Expr]) -> (Option<i64>, Option<i64>) {
+    let day = |e: &Expr| match e {
+        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)), _)
+        | Expr::Literal(ScalarValue::Utf8View(Some(s)), _) => {
+            Partition::parse(&format!("date={s}")).map(|p| (p.start(), p.end()))
+        }
+        _ => None,
+    };
+    let is_date = |e: &Expr| matches!(e, Expr::Column(c) if c.name == PARTITION_COLUMNS[0]);
+    let (mut lo, mut hi): (Option<i64>, Option<i64>) = (None, None);
+    for f in filters {
+        if let Expr::BinaryExpr(BinaryExpr { left, op, right }) = f {
+            let (op, value) = if is_date(left) {
+                (*op, day(right))
+            } else if is_date(right) {
+                match op.swap() {
+                    Some(o) => (o, day(left)),
+                    None => continue,
+                }
+            } else {
+                continue;
+            };
+            let Some((start, end)) = value else { continue };
+            let (l, h) = match op {
+                Operator::Eq => (Some(start), Some(end)),
+                Operator::GtEq => (Some(start), None),
+                Operator::Gt => (Some(end), None),
+                Operator::LtEq => (None, Some(end)),
+                Operator::Lt => (None, Some(start)),
+                _ => (None, None),
+            };
+            if let Some(l) = l {
+                lo = Some(lo.map_or(l, |x| x.max(l)));
+            }
+            if let Some(h) = h {
+                hi = Some(hi.map_or(h, |x| x.min(h)));
+            }
+        }
     }
-    if let Some(hi) = hi {
-        // The last microsecond allowed.
-        let p = Partition::of(hi - 1);
-        let d = p.date();
-        let h = format!("{:02}", p.hour);
-        out.push(col(date).lt_eq(lit(d.clone())));
-        out.push(col(date).lt(lit(d)).or(col(hour).lt_eq(lit(h))));
-    }
-    out
+    (lo, hi)
+}
+
+/// The time range `[lo, hi)` that predicates on `ts` and `date` together allow.
+pub fn scan_range(filters: &[Expr]) -> Option<(i64, i64)> {
+    let (tlo, thi) = ts_bounds(filters);
+    let (dlo, dhi) = date_bounds(filters);
+    let lo = tlo.into_iter().chain(dlo).max();
+    let hi = thi.into_iter().chain(dhi).min();
+    (lo.is_some() || hi.is_some()).then(|| (lo.unwrap_or(i64::MIN), hi.unwrap_or(i64::MAX)))
 }
 
 #[async_trait]
 impl TableProvider for AuditEventsTable {
     fn schema(&self) -> SchemaRef {
-        self.inner.schema()
+        Arc::clone(&self.schema)
     }
 
     fn table_type(&self) -> TableType {
@@ -151,7 +203,9 @@ impl TableProvider for AuditEventsTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        self.inner.supports_filters_pushdown(filters)
+        // Every filter is also evaluated after the scan; the scan uses them to pick files
+        // (`ts`, `date`) and, through the physical optimizer, to prune row groups and pages.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
 
     async fn scan(
@@ -161,9 +215,51 @@ impl TableProvider for AuditEventsTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let (lo, hi) = ts_bounds(filters);
-        let mut all = filters.to_vec();
-        all.extend(partition_filters(lo, hi));
-        self.inner.scan(state, projection, &all, limit).await
+        let range = scan_range(filters);
+        let files = self
+            .store
+            .list_data_files(range)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        if files.is_empty() {
+            let schema = project_schema(&self.schema, projection)?;
+            return Ok(Arc::new(EmptyExec::new(schema)));
+        }
+        // Largest files first, each to the group with the fewest bytes so far.
+        let groups_n = state.config().target_partitions().clamp(1, files.len());
+        let mut files: Vec<_> = files.into_iter().collect();
+        files.sort_by_key(|f| std::cmp::Reverse(f.meta.size));
+        let mut groups: Vec<(u64, Vec<PartitionedFile>)> = vec![(0, Vec::new()); groups_n];
+        for f in files {
+            let date = f.partition.date();
+            let size = f.meta.size;
+            let pf = PartitionedFile::new_from_meta(f.meta)
+                .with_partition_values(vec![ScalarValue::Utf8(Some(date))]);
+            if let Some(g) = groups.iter_mut().min_by_key(|g| g.0) {
+                g.0 += size;
+                g.1.push(pf);
+            }
+        }
+        let groups: Vec<FileGroup> = groups
+            .into_iter()
+            .filter(|g| !g.1.is_empty())
+            .map(|g| FileGroup::new(g.1))
+            .collect();
+        let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
+        let table_schema = TableSchema::builder(audit_events_schema())
+            .with_table_partition_cols(
+                PARTITION_COLUMNS
+                    .iter()
+                    .map(|c| Arc::new(Field::new(*c, DataType::Utf8, false)))
+                    .collect::<Vec<_>>(),
+            )
+            .build();
+        let source = format.file_source(table_schema);
+        let config = FileScanConfigBuilder::new(self.object_store_url.clone(), source)
+            .with_file_groups(groups)
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .build();
+        format.create_physical_plan(state, config).await
     }
 }

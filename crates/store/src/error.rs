@@ -24,6 +24,14 @@ pub enum Error {
     /// A stored file does not have the expected columns (written by something else?).
     #[error("file {path}: {reason}")]
     BadFile { path: String, reason: String },
+    /// A commit record that cannot be honoured.
+    #[error("commit record {path}: {reason}")]
+    Commit { path: String, reason: String },
+    /// Another maintenance run holds the store's lock.
+    #[error(
+        "the store is locked by {holder} ({path}); if that run is dead, delete the lock, or wait until it goes stale after 6 hours"
+    )]
+    Locked { path: String, holder: String },
     #[error(transparent)]
     Arrow(#[from] ArrowError),
     #[error(transparent)]

@@ -6,9 +6,11 @@
 //!
 //! ```text
 //! <root>/
-//!   date=2026-03-19/hour=10/part-<run>-<seq>.parquet   events, sorted by ts, zstd, page index
-//!   _rejected/<run>-<seq>.jsonl                         bad input kept for inspection
-//!   _staging/…                                          local only: files being written
+//!   date=2026-03-19/part-<run>-<seq>.parquet   events of a UTC day, sorted by ts, zstd, page index
+//!   _rejected/<run>-<seq>.jsonl                 bad input kept for inspection
+//!   _staging/…                                  files being written (local ingest, rewrites)
+//!   _commits/<run>.json                         rewrites (compaction, slimming), see [`commit`]
+//!   _maintenance.lock                           held by the one compact/retain run
 //! ```
 //!
 //! A data file appears atomically: on S3 a PUT is atomic; on a local disk the file is written under
@@ -16,6 +18,7 @@
 //! renamed into its partition. Names starting with `_` are ignored by Spark, Hive and Trino, and
 //! `**/*.parquet` globs (DuckDB) never match a staging file.
 
+pub mod commit;
 mod error;
 pub mod paths;
 mod store;
@@ -24,4 +27,4 @@ pub mod writer;
 pub use error::{Error, Result};
 pub use paths::{DataFilePath, Partition, RunId};
 pub use store::{DataFile, Store};
-pub use writer::{WriteOptions, encode_parquet};
+pub use writer::{FileEncoder, WriteOptions, encode_parquet};

@@ -5,40 +5,40 @@ use std::fmt;
 use auditlake_model::time::{Micros, date_hour, days_from_civil};
 use object_store::path::Path;
 
-/// An hour partition: `date=YYYY-MM-DD/hour=HH`.
+/// A day partition: `date=YYYY-MM-DD` (UTC).
+///
+/// Days, not hours: a day of a busy cluster is one to a few files of tens or hundreds of MB, the
+/// size object stores and Parquet readers are efficient with, and rows are sorted by `ts` inside
+/// so that a question about one hour still reads only that hour's pages (row-group statistics and
+/// the page index prune the rest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Partition {
     pub year: i32,
     pub month: u32,
     pub day: u32,
-    pub hour: u32,
 }
+
+const DAY_MICROS: i64 = 86_400_000_000;
 
 impl Partition {
     /// The partition that holds events at `ts`.
     pub fn of(ts: Micros) -> Self {
-        let (year, month, day, hour) = date_hour(ts);
-        Self {
-            year,
-            month,
-            day,
-            hour,
-        }
+        let (year, month, day, _) = date_hour(ts);
+        Self { year, month, day }
     }
 
     /// The first microsecond of the partition.
     pub fn start(&self) -> Micros {
-        let days = days_from_civil(
+        days_from_civil(
             i64::from(self.year),
             i64::from(self.month),
             i64::from(self.day),
-        );
-        (days * 24 + i64::from(self.hour)) * 3_600_000_000
+        ) * DAY_MICROS
     }
 
     /// One past the last microsecond of the partition.
     pub fn end(&self) -> Micros {
-        self.start() + 3_600_000_000
+        self.start() + DAY_MICROS
     }
 
     /// `YYYY-MM-DD`, the value of the `date` partition column.
@@ -48,31 +48,25 @@ impl Partition {
 
     /// The partition's folder below the store root.
     pub fn path(&self, root: &Path) -> Path {
-        root.clone()
-            .join(format!("date={}", self.date()))
-            .join(format!("hour={:02}", self.hour))
+        root.clone().join(format!("date={}", self.date()))
     }
 
-    /// Parses the `date=…/hour=…` part of a path below the root.
-    pub fn parse(date_part: &str, hour_part: &str) -> Option<Self> {
+    /// Parses the `date=…` folder name of a partition.
+    pub fn parse(date_part: &str) -> Option<Self> {
         let date = date_part.strip_prefix("date=")?;
-        let hour: u32 = hour_part.strip_prefix("hour=")?.parse().ok()?;
         let mut it = date.splitn(3, '-');
         let year = it.next()?.parse().ok()?;
         let month = it.next()?.parse().ok()?;
         let day = it.next()?.parse().ok()?;
-        (hour < 24 && (1..=12).contains(&month) && (1..=31).contains(&day)).then_some(Self {
-            year,
-            month,
-            day,
-            hour,
-        })
+        let p = Self { year, month, day };
+        // Rejects 2026-02-31 and friends: the date must survive a round trip.
+        (Self::of(p.start()) == p).then_some(p)
     }
 }
 
 impl fmt::Display for Partition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "date={}/hour={:02}", self.date(), self.hour)
+        write!(f, "date={}", self.date())
     }
 }
 
@@ -104,7 +98,7 @@ impl fmt::Display for RunId {
     }
 }
 
-/// A data file: `<root>/date=…/hour=…/part-<run>-<seq>.parquet`.
+/// A data file: `<root>/date=…/part-<run>-<seq>.parquet`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataFilePath(Path);
 
@@ -146,11 +140,41 @@ pub fn rejected_dir(root: &Path) -> Path {
     root.clone().join("_rejected")
 }
 
+/// The commit log: one record per rewrite (compaction, slimming), see [`crate::commit`].
+pub fn commits_dir(root: &Path) -> Path {
+    root.clone().join("_commits")
+}
+
+/// The commit record of one rewrite of a run, named after its first output `seq`.
+pub fn commit_path(root: &Path, run: &RunId, seq: u32) -> Path {
+    commits_dir(root).join(format!("{run}-{seq:05}.json"))
+}
+
+/// The lock that one maintenance run (compact, retain) at a time holds.
+pub fn lock_path(root: &Path) -> Path {
+    root.clone().join("_maintenance.lock")
+}
+
+/// A path below the root as the root-relative text kept in commit records.
+pub fn relative(root: &Path, path: &Path) -> Option<String> {
+    let parts: Vec<String> = path
+        .prefix_match(root)?
+        .map(|p| p.as_ref().to_owned())
+        .collect();
+    Some(parts.join("/"))
+}
+
+/// The path of a root-relative text of a commit record.
+pub fn from_relative(root: &Path, rel: &str) -> Path {
+    rel.split('/')
+        .filter(|p| !p.is_empty())
+        .fold(root.clone(), |acc, part| acc.join(part))
+}
+
 /// Whether a path below the root is a data file, and of which partition.
 pub fn parse_data_file(root: &Path, path: &Path) -> Option<Partition> {
     let mut parts = path.prefix_match(root)?;
     let date = parts.next()?;
-    let hour = parts.next()?;
     let file = parts.next()?;
     if parts.next().is_some()
         || !file.as_ref().ends_with(".parquet")
@@ -158,7 +182,7 @@ pub fn parse_data_file(root: &Path, path: &Path) -> Option<Partition> {
     {
         return None;
     }
-    Partition::parse(date.as_ref(), hour.as_ref())
+    Partition::parse(date.as_ref())
 }
 
 #[cfg(test)]
@@ -169,7 +193,9 @@ mod tests {
     fn partition_paths() {
         let ts = auditlake_model::time::parse_canonical("2026-03-19T10:30:00.000000Z").unwrap();
         let p = Partition::of(ts);
-        assert_eq!(p.to_string(), "date=2026-03-19/hour=10");
+        assert_eq!(p.to_string(), "date=2026-03-19");
+        assert_eq!(Partition::parse("date=2026-02-31"), None);
+        assert_eq!(Partition::parse("date=2024-02-29").map(|p| p.day), Some(29));
         assert!(p.start() <= ts && ts < p.end());
         let root = Path::from("data/store");
         let run = RunId::new();
@@ -177,5 +203,8 @@ mod tests {
         assert_eq!(parse_data_file(&root, f.path()), Some(p));
         assert_eq!(parse_data_file(&root, &staging_path(&root, &run, 3)), None);
         assert_eq!(parse_data_file(&root, &rejected_path(&root, &run, 0)), None);
+        let rel = relative(&root, f.path()).unwrap();
+        assert!(rel.starts_with("date=2026-03-19/part-"), "{rel}");
+        assert_eq!(&from_relative(&root, &rel), f.path());
     }
 }

@@ -20,8 +20,8 @@ use crate::{Error, Result};
 /// A store: an object store and the root below which auditlake keeps its files.
 #[derive(Debug, Clone)]
 pub struct Store {
-    object_store: Arc<dyn ObjectStore>,
-    root: Path,
+    pub(crate) object_store: Arc<dyn ObjectStore>,
+    pub(crate) root: Path,
     url: Url,
     local: bool,
 }
@@ -131,7 +131,7 @@ impl Store {
         self.local
     }
 
-    fn err(&self, source: object_store::Error) -> Error {
+    pub(crate) fn err(&self, source: object_store::Error) -> Error {
         Error::ObjectStore {
             url: self.url.to_string(),
             source,
@@ -139,19 +139,37 @@ impl Store {
     }
 
     /// Data files, optionally only those of partitions overlapping `[from, to)`, ordered by
-    /// partition then name. This is the one place that decides which files readers see.
+    /// partition then name. This is the one place that decides which files readers see: the
+    /// files below `date=…/`, minus those that a commit record replaces, plus the outputs of a
+    /// committed rewrite that is not rolled forward yet (see [`crate::commit`]).
     pub async fn list_data_files(&self, range: Option<(Micros, Micros)>) -> Result<Vec<DataFile>> {
+        self.visible_files(None, range).await
+    }
+
+    async fn visible_files(
+        &self,
+        only: Option<&Partition>,
+        range: Option<(Micros, Micros)>,
+    ) -> Result<Vec<DataFile>> {
+        let in_range = |p: &Partition| {
+            only.is_none_or(|o| o == p)
+                && range.is_none_or(|(from, to)| p.end() > from && p.start() < to)
+        };
+        let prefix = only.map_or_else(|| self.root.clone(), |p| p.path(&self.root));
         let mut files = Vec::new();
-        let mut stream = self.object_store.list(Some(&self.root));
+        let mut stream = self.object_store.list(Some(&prefix));
         while let Some(meta) = stream.try_next().await.map_err(|e| self.err(e))? {
-            if let Some(partition) = parse_data_file(&self.root, &meta.location) {
-                if let Some((from, to)) = range
-                    && (partition.end() <= from || partition.start() >= to)
-                {
-                    continue;
-                }
+            if let Some(partition) = parse_data_file(&self.root, &meta.location)
+                && in_range(&partition)
+            {
                 files.push(DataFile { partition, meta });
             }
+        }
+        // Listed after the data files: a rewrite that committed while they were listed is seen
+        // here (records outlive their roll-forward by a grace period), so its inputs are hidden.
+        let records = self.commit_records().await?;
+        if !records.is_empty() {
+            files = self.apply_commits(files, &records, &in_range).await?;
         }
         files.sort_by(|a, b| (a.partition, &a.meta.location).cmp(&(b.partition, &b.meta.location)));
         Ok(files)
@@ -171,19 +189,7 @@ impl Store {
 
     /// The data files of one partition.
     pub async fn partition_files(&self, partition: &Partition) -> Result<Vec<DataFile>> {
-        let prefix = partition.path(&self.root);
-        let mut files = Vec::new();
-        let mut stream = self.object_store.list(Some(&prefix));
-        while let Some(meta) = stream.try_next().await.map_err(|e| self.err(e))? {
-            if parse_data_file(&self.root, &meta.location) == Some(*partition) {
-                files.push(DataFile {
-                    partition: *partition,
-                    meta,
-                });
-            }
-        }
-        files.sort_by(|a, b| a.meta.location.cmp(&b.meta.location));
-        Ok(files)
+        self.visible_files(Some(partition), None).await
     }
 
     /// Reads a data file, only the named columns when `columns` is given.
@@ -212,6 +218,24 @@ impl Store {
         }
         let stream = builder.build().map_err(pq)?;
         stream.try_collect().await.map_err(pq)
+    }
+
+    /// The Parquet footer of a data file: row counts and column statistics, no data.
+    pub async fn file_metadata(
+        &self,
+        file: &DataFile,
+    ) -> Result<Arc<parquet::file::metadata::ParquetMetaData>> {
+        let pq = |source| Error::Parquet {
+            path: file.meta.location.to_string(),
+            source,
+        };
+        #[allow(deprecated)]
+        let reader = ParquetObjectReader::new(self.object_store(), file.meta.location.clone())
+            .with_file_size(file.meta.size);
+        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+            .await
+            .map_err(pq)?;
+        Ok(Arc::clone(builder.metadata()))
     }
 
     /// Publishes a finished Parquet file so that it appears whole or not at all.
@@ -281,25 +305,5 @@ impl Store {
     pub async fn get_bytes(&self, path: &Path) -> Result<Bytes> {
         let r = self.object_store.get(path).await.map_err(|e| self.err(e))?;
         r.bytes().await.map_err(|e| self.err(e))
-    }
-
-    /// Removes staging files left by runs that died more than `older_than` ago.
-    pub async fn clean_staging(&self, older_than: chrono::Duration) -> Result<usize> {
-        let dir = paths::staging_dir(&self.root);
-        let cutoff = chrono::Utc::now() - older_than;
-        let stale: Vec<ObjectMeta> = self
-            .object_store
-            .list(Some(&dir))
-            .try_filter(|m| futures::future::ready(m.last_modified < cutoff))
-            .try_collect()
-            .await
-            .map_err(|e| self.err(e))?;
-        for m in &stale {
-            match self.object_store.delete(&m.location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(self.err(e)),
-            }
-        }
-        Ok(stale.len())
     }
 }

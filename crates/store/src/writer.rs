@@ -1,7 +1,5 @@
 //! Parquet encoding of event batches: sorted by `ts`, zstd, dictionaries, page statistics.
 
-use std::sync::Arc;
-
 use arrow::array::RecordBatch;
 use arrow::compute::{SortOptions, sort_to_indices, take_record_batch};
 use auditlake_model::schema::col;
@@ -63,6 +61,52 @@ fn properties(opts: &WriteOptions) -> Result<WriterProperties> {
     Ok(b.build())
 }
 
+/// Encodes batches, already sorted by `ts`, into one Parquet file in memory.
+pub struct FileEncoder {
+    writer: ArrowWriter<Vec<u8>>,
+    rows: u64,
+}
+
+fn new_file_err(e: parquet::errors::ParquetError) -> Error {
+    Error::Parquet {
+        path: "(new file)".into(),
+        source: e,
+    }
+}
+
+impl FileEncoder {
+    pub fn new(opts: &WriteOptions, capacity: usize) -> Result<Self> {
+        let schema = auditlake_model::audit_events_schema();
+        let writer = ArrowWriter::try_new(
+            Vec::with_capacity(capacity),
+            schema,
+            Some(properties(opts)?),
+        )
+        .map_err(new_file_err)?;
+        Ok(Self { writer, rows: 0 })
+    }
+
+    /// Appends rows; they must not sort before the rows already written.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows() as u64;
+        self.writer.write(batch).map_err(new_file_err)
+    }
+
+    /// Bytes of the file so far: written row groups plus the one being encoded.
+    pub fn size(&self) -> usize {
+        self.writer.bytes_written() + self.writer.in_progress_size()
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Finishes the file: footer, statistics, page index.
+    pub fn finish(self) -> Result<Vec<u8>> {
+        self.writer.into_inner().map_err(new_file_err)
+    }
+}
+
 /// Sorts `batches` by `ts` and encodes them as one Parquet file.
 pub fn encode_parquet(batches: &[RecordBatch], opts: &WriteOptions) -> Result<Vec<u8>> {
     let schema = auditlake_model::audit_events_schema();
@@ -73,17 +117,7 @@ pub fn encode_parquet(batches: &[RecordBatch], opts: &WriteOptions) -> Result<Ve
     let idx = sort_to_indices(ts, Some(SortOptions::default()), None)?;
     let sorted = take_record_batch(&batch, &idx)?;
     drop(batch);
-    let mut buf = Vec::with_capacity(sorted.get_array_memory_size() / 8 + 1024);
-    let mut w = ArrowWriter::try_new(&mut buf, Arc::clone(&schema), Some(properties(opts)?))
-        .map_err(|e| Error::Parquet {
-            path: "(new file)".into(),
-            source: e,
-        })?;
-    let pq = |e| Error::Parquet {
-        path: "(new file)".into(),
-        source: e,
-    };
-    w.write(&sorted).map_err(pq)?;
-    w.close().map_err(pq)?;
-    Ok(buf)
+    let mut enc = FileEncoder::new(opts, sorted.get_array_memory_size() / 8 + 1024)?;
+    enc.write(&sorted)?;
+    enc.finish()
 }

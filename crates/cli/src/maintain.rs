@@ -1,0 +1,166 @@
+//! `auditlake compact` and `auditlake retain`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use auditlake_query::maintain::{self, RetentionPolicy, RewriteOptions};
+
+use crate::config::{Config, parse_age};
+use crate::time_arg::parse_time;
+
+#[derive(clap::Args)]
+pub struct CompactArgs {
+    /// Only days at or after this time.
+    #[arg(long)]
+    from: Option<String>,
+    /// Only days before this time.
+    #[arg(long)]
+    to: Option<String>,
+    /// Size at which a compacted file is closed; files under 3/4 of it are merged.
+    #[arg(long, default_value_t = 128, value_name = "MB")]
+    target_mb: usize,
+    /// Say what would be merged, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(clap::Args)]
+pub struct RetainArgs {
+    /// Delete days entirely older than this (400d, 52w, 1y); overrides [retention] max_age.
+    #[arg(long)]
+    max_age: Option<String>,
+    /// Drop request and response bodies of days older than this; overrides [retention] slim_after.
+    #[arg(long)]
+    slim_after: Option<String>,
+    /// Evaluate ages as of this time instead of now (RFC 3339 or a date).
+    #[arg(long)]
+    now: Option<String>,
+    /// Say what would be deleted or slimmed, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn range(from: Option<&str>, to: Option<&str>) -> Result<Option<(i64, i64)>> {
+    if from.is_none() && to.is_none() {
+        return Ok(None);
+    }
+    let from = from.map(parse_time).transpose()?.unwrap_or(i64::MIN);
+    let to = to.map(parse_time).transpose()?.unwrap_or(i64::MAX);
+    Ok(Some((from, to)))
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+pub fn compact(store: &str, args: CompactArgs) -> Result<ExitCode> {
+    let store = crate::open_store(store)?;
+    let rt = crate::runtime()?;
+    let opts = RewriteOptions {
+        target_file_bytes: args.target_mb.max(1) << 20,
+        range: range(args.from.as_deref(), args.to.as_deref())?,
+        dry_run: args.dry_run,
+        ..Default::default()
+    };
+    let s = rt.block_on(maintain::compact(&store, &opts))?;
+    report_recovery(&s.recovery);
+    if args.dry_run {
+        println!(
+            "would merge {} files ({:.1} MB) in {} days",
+            s.files_before,
+            mb(s.bytes_before),
+            s.days
+        );
+    } else {
+        println!(
+            "compacted {} days: {} files ({:.1} MB) into {} ({:.1} MB), {} events",
+            s.days,
+            s.files_before,
+            mb(s.bytes_before),
+            s.files_after,
+            mb(s.bytes_after),
+            s.rows
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn retain(store: &str, config: &Config, args: RetainArgs) -> Result<ExitCode> {
+    let age = |cli: &Option<String>, file: &Option<String>, what: &str| {
+        cli.as_ref()
+            .or(file.as_ref())
+            .map(|s| parse_age(s).with_context(|| format!("invalid {what}")))
+            .transpose()
+    };
+    let policy = RetentionPolicy {
+        max_age: age(&args.max_age, &config.retention.max_age, "max_age")?,
+        slim_after: age(&args.slim_after, &config.retention.slim_after, "slim_after")?,
+    };
+    if let (Some(max), Some(slim)) = (policy.max_age, policy.slim_after)
+        && slim >= max
+    {
+        eprintln!(
+            "note: slim_after ({slim}) is not below max_age ({max}): nothing will be slimmed"
+        );
+    }
+    let now = match &args.now {
+        Some(t) => parse_time(t)?,
+        None => chrono::Utc::now().timestamp_micros(),
+    };
+    let store = crate::open_store(store)?;
+    let rt = crate::runtime()?;
+    let opts = RewriteOptions {
+        dry_run: args.dry_run,
+        ..Default::default()
+    };
+    let s = rt.block_on(maintain::retain(&store, &policy, now, &opts))?;
+    report_recovery(&s.recovery);
+    let verb = if args.dry_run {
+        "would delete"
+    } else {
+        "deleted"
+    };
+    match (s.deleted_days.first(), s.deleted_days.last()) {
+        (Some(first), Some(last)) => println!(
+            "{verb} {} days ({first} to {last}): {} events in {} files, {:.1} MB",
+            s.deleted_days.len(),
+            s.deleted_rows,
+            s.deleted_files,
+            mb(s.deleted_bytes)
+        ),
+        _ => println!("{verb} nothing"),
+    }
+    let verb = if args.dry_run {
+        "would slim"
+    } else {
+        "slimmed"
+    };
+    match (s.slimmed_days.first(), s.slimmed_days.last()) {
+        (Some(first), Some(last)) if args.dry_run => println!(
+            "{verb} {} days ({first} to {last}), {:.1} MB now",
+            s.slimmed_days.len(),
+            mb(s.bytes_before_slimming)
+        ),
+        (Some(first), Some(last)) => println!(
+            "{verb} {} days ({first} to {last}): {} events, {:.1} MB to {:.1} MB",
+            s.slimmed_days.len(),
+            s.slimmed_rows,
+            mb(s.bytes_before_slimming),
+            mb(s.bytes_after_slimming)
+        ),
+        _ => println!("{verb} nothing"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report_recovery(r: &auditlake_store::commit::Recovery) {
+    if r.rolled_forward > 0 {
+        eprintln!(
+            "completed {} rewrites that an earlier run committed but did not finish",
+            r.rolled_forward
+        );
+    }
+    if r.staging_removed > 0 {
+        eprintln!("removed {} staging files of dead runs", r.staging_removed);
+    }
+}

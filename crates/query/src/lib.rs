@@ -2,15 +2,21 @@
 //!
 //! Start from [`AuditSession::open`]: it registers the `audit_events` table (with its hive
 //! partition columns `date` and `hour`), the JSON functions (`json_get_str(request_object, 'spec',
-//! …)`, `annotations->>'authorization.k8s.io/decision'`), and the views of `sql/views/`.
+//! …)`, `annotations->>'authorization.k8s.io/decision'`), the views of `sql/views/`, the compliance
+//! scope ([`scope`]: a `scope` table and functions such as `is_admin(user_name, user_groups)`) and
+//! the compliance controls of `sql/compliance/` ([`compliance::CONTROLS`], `compliance_controls`).
 //!
 //! Time pruning: a predicate on `ts` is turned into a predicate on the partition columns, so that
 //! a question about one hour lists and opens only that hour's files ([`table::AuditEventsTable`]).
 
+pub mod compliance;
 mod error;
+pub mod scope;
 mod session;
 pub mod table;
 pub mod views;
 
 pub use error::{Error, Result};
+pub use compliance::{CONTROLS, Control};
+pub use scope::Scope;
 pub use session::{AuditSession, QueryOptions};

@@ -4,8 +4,9 @@
 -- finds: allowed requests (code < 400) made without individual accountability: unauthenticated
 --        requests (system:anonymous / system:unauthenticated) other than health and version probes;
 --        requests made while impersonating another identity; resource requests by members of
---        system:masters (the authorizer is skipped for them: no RBAC, no revocation short of
---        rotating the CA); requests with long-lived legacy service-account token Secrets
+--        system:masters other than the control plane (system:apiserver's loopback client is one
+--        by design) — the authorizer is skipped for them: no RBAC, no revocation short of
+--        rotating the CA; requests with long-lived legacy service-account token Secrets
 --        (annotation authentication.k8s.io/legacy-token-*).
 -- why: CC6.1 expects access to go through authenticated, individually attributable and centrally
 --      revocable identities. Each of these is a way around that.
@@ -24,5 +25,6 @@ FROM audit_requests
 WHERE response_code < 400
   AND ((((user_name = 'system:anonymous' OR coalesce(array_has(user_groups, 'system:unauthenticated'), false))) AND NOT (resource IS NULL AND regexp_like(request_uri, '^/(healthz|livez|readyz|version)([/?]|$)')))
     OR impersonated_user_name IS NOT NULL
-    OR (coalesce(array_has(user_groups, 'system:masters'), false) AND resource IS NOT NULL)
+    OR (coalesce(array_has(user_groups, 'system:masters'), false) AND resource IS NOT NULL
+        AND NOT scope_match('control_plane_users', user_name))
     OR annotations LIKE '%"authentication.k8s.io/legacy-token%');

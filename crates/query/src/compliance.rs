@@ -53,7 +53,8 @@ pub const EVIDENCE_COLUMNS: [&str; 11] = [
 ];
 
 /// The header keys every control file has; `requires` is there only when it applies.
-pub const REQUIRED_HEADERS: [&str; 6] = ["control", "framework", "title", "finds", "why", "severity"];
+pub const REQUIRED_HEADERS: [&str; 6] =
+    ["control", "framework", "title", "finds", "why", "severity"];
 
 /// The framework folders, in report order.
 pub const FRAMEWORKS: [&str; 5] = ["pci-dss", "soc2", "hipaa", "cis", "detections"];
@@ -220,12 +221,25 @@ mod tests {
     fn every_control_has_its_header_and_names_its_view() {
         let mut views = HashSet::new();
         for c in CONTROLS {
-            assert!(FRAMEWORKS.contains(&c.framework), "{}: framework folder", c.view);
+            assert!(
+                FRAMEWORKS.contains(&c.framework),
+                "{}: framework folder",
+                c.view
+            );
             for key in REQUIRED_HEADERS {
                 let v = c.header(key).unwrap_or_default();
-                assert!(!v.is_empty(), "{}: header `-- {key}:` missing or empty", c.view);
+                assert!(
+                    !v.is_empty(),
+                    "{}: header `-- {key}:` missing or empty",
+                    c.view
+                );
             }
-            assert_eq!(c.header("control").as_deref(), Some(c.id), "{}: -- control: vs id", c.view);
+            assert_eq!(
+                c.header("control").as_deref(),
+                Some(c.id),
+                "{}: -- control: vs id",
+                c.view
+            );
             assert!(
                 ["high", "medium", "low"].contains(&c.severity().as_str()),
                 "{}: severity {:?}",
@@ -245,11 +259,20 @@ mod tests {
                 "{}: the file creates a view of its own name",
                 c.view
             );
-            assert_eq!(c.sql.matches("CREATE VIEW").count(), 1, "{}: one view per file", c.view);
+            assert_eq!(
+                c.sql.matches("CREATE VIEW").count(),
+                1,
+                "{}: one view per file",
+                c.view
+            );
             assert!(views.insert(c.view), "{}: listed twice", c.view);
         }
         let ids: HashSet<_> = CONTROLS.iter().map(|c| (c.framework, c.id)).collect();
-        assert_eq!(ids.len(), CONTROLS.len(), "control ids are unique per framework");
+        assert_eq!(
+            ids.len(),
+            CONTROLS.len(),
+            "control ids are unique per framework"
+        );
     }
 
     #[test]
@@ -259,7 +282,10 @@ mod tests {
             for entry in std::fs::read_dir(root.join(fw)).expect("framework folder") {
                 let path = entry.expect("entry").path();
                 if path.extension().is_some_and(|e| e == "sql") {
-                    let view = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+                    let view = path
+                        .file_stem()
+                        .and_then(|s| s.to_str())
+                        .unwrap_or_default();
                     assert!(
                         Control::by_view(view).is_some_and(|c| c.framework == fw),
                         "{} is not in CONTROLS",
@@ -273,8 +299,8 @@ mod tests {
     #[tokio::test]
     async fn every_view_returns_the_evidence_columns_and_the_table_lists_them_all() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = auditlake_store::Store::open(dir.path().to_str().expect("utf-8"), &[])
-            .expect("store");
+        let store =
+            auditlake_store::Store::open(dir.path().to_str().expect("utf-8"), &[]).expect("store");
         let session = AuditSession::open(store, &QueryOptions::default())
             .await
             .expect("session opens with every control");
@@ -283,7 +309,12 @@ mod tests {
                 .sql(&format!("SELECT * FROM {}", c.view))
                 .await
                 .unwrap_or_else(|e| panic!("{}: {e}", c.view));
-            let names: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
+            let names: Vec<String> = df
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
             assert_eq!(
                 &names[..EVIDENCE_COLUMNS.len()],
                 &EVIDENCE_COLUMNS.map(str::to_owned)[..],
@@ -292,7 +323,10 @@ mod tests {
             );
             // Runs, too: over an empty store only the retention controls find something (one
             // "no audit events at all" row each).
-            let batches = df.collect().await.unwrap_or_else(|e| panic!("{}: {e}", c.view));
+            let batches = df
+                .collect()
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", c.view));
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
             let expected = usize::from(matches!(
                 c.view,
@@ -307,7 +341,8 @@ mod tests {
             .collect()
             .await
             .expect("runs");
-        let n = datafusion::arrow::compute::cast(batches[0].column(0), &DataType::UInt64).expect("cast");
+        let n = datafusion::arrow::compute::cast(batches[0].column(0), &DataType::UInt64)
+            .expect("cast");
         let n = n
             .as_any()
             .downcast_ref::<datafusion::arrow::array::UInt64Array>()

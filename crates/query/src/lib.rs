@@ -16,7 +16,7 @@ mod session;
 pub mod table;
 pub mod views;
 
-pub use error::{Error, Result};
 pub use compliance::{CONTROLS, Control};
+pub use error::{Error, Result};
 pub use scope::Scope;
 pub use session::{AuditSession, QueryOptions};

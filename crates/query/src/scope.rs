@@ -37,8 +37,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, FixedOffset, TimeZone, Timelike, Utc, Weekday};
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, ListArray, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
+    Array, ArrayRef, BooleanArray, ListArray, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, TimeUnit};
@@ -243,7 +242,10 @@ impl Scope {
             return bad(format!("business_hours.timezone: {e}"));
         }
         if self.failed_access_burst_count == 0 || self.failed_access_burst_minutes == 0 {
-            return bad("failed_access_burst_count and failed_access_burst_minutes must be at least 1".to_owned());
+            return bad(
+                "failed_access_burst_count and failed_access_burst_minutes must be at least 1"
+                    .to_owned(),
+            );
         }
         Ok(())
     }
@@ -268,8 +270,14 @@ impl Scope {
             ("business_hours.end_hour", n(h.end_hour)),
             ("business_hours.days", h.days.clone()),
             ("business_hours.timezone", vec![h.timezone.clone()]),
-            ("failed_access_burst_count", n(self.failed_access_burst_count)),
-            ("failed_access_burst_minutes", n(self.failed_access_burst_minutes)),
+            (
+                "failed_access_burst_count",
+                n(self.failed_access_burst_count),
+            ),
+            (
+                "failed_access_burst_minutes",
+                n(self.failed_access_burst_minutes),
+            ),
             ("max_event_gap_minutes", n(self.max_event_gap_minutes)),
             ("retention_days_kept", n(self.retention_days_kept)),
             ("retention_days_queryable", n(self.retention_days_queryable)),
@@ -336,7 +344,10 @@ impl Scope {
             ],
         )
         .map_err(DataFusionError::from)?;
-        ctx.register_table("scope", Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+        ctx.register_table(
+            "scope",
+            Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+        )?;
 
         let compiled = Arc::new(Compiled::new(self));
         for kind in [
@@ -384,16 +395,18 @@ fn parse_timezone(s: &str) -> std::result::Result<Zone, String> {
         let sign = if t.starts_with('-') { -1 } else { 1 };
         let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
         let offset = match (h.parse::<i32>(), m.parse::<i32>()) {
-            (Ok(h), Ok(m)) if h <= 14 && m < 60 => FixedOffset::east_opt(sign * (h * 3600 + m * 60)),
+            (Ok(h), Ok(m)) if h <= 14 && m < 60 => {
+                FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+            }
             _ => None,
         };
         return offset
             .map(Zone::Fixed)
             .ok_or_else(|| format!("`{s}` is not an offset like +01:00"));
     }
-    t.parse::<chrono_tz::Tz>()
-        .map(Zone::Named)
-        .map_err(|_| format!("`{s}` is neither an IANA time zone (Europe/Berlin) nor an offset (+01:00)"))
+    t.parse::<chrono_tz::Tz>().map(Zone::Named).map_err(|_| {
+        format!("`{s}` is neither an IANA time zone (Europe/Berlin) nor an offset (+01:00)")
+    })
 }
 
 /// A list of glob patterns, split into exact names (a hash lookup) and patterns with `*`.
@@ -468,9 +481,8 @@ impl Compiled {
             scope: scope.clone(),
             lists,
             days: h.days.iter().filter_map(|d| parse_weekday(d)).collect(),
-            zone: parse_timezone(&h.timezone).unwrap_or(Zone::Fixed(
-                FixedOffset::east_opt(0).expect("zero offset"),
-            )),
+            zone: parse_timezone(&h.timezone)
+                .unwrap_or(Zone::Fixed(FixedOffset::east_opt(0).expect("zero offset"))),
         }
     }
 
@@ -559,8 +571,17 @@ impl ScopeUdf {
     /// The setting named by a literal first argument, checked at planning time.
     fn setting<'a>(&self, arg: Option<&'a ScalarValue>) -> datafusion::common::Result<&'a str> {
         let name = match arg {
-            Some(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s))) => s.as_str(),
-            _ => return plan_err!("{}: the setting name must be a string literal", self.kind.name()),
+            Some(
+                ScalarValue::Utf8(Some(s))
+                | ScalarValue::Utf8View(Some(s))
+                | ScalarValue::LargeUtf8(Some(s)),
+            ) => s.as_str(),
+            _ => {
+                return plan_err!(
+                    "{}: the setting name must be a string literal",
+                    self.kind.name()
+                );
+            }
         };
         let known = match self.kind {
             Kind::Int => self.scope.scope.int(name).is_some(),
@@ -640,7 +661,10 @@ impl ScalarUDFImpl for ScopeUdf {
         })
     }
 
-    fn return_field_from_args(&self, args: ReturnFieldArgs) -> datafusion::common::Result<FieldRef> {
+    fn return_field_from_args(
+        &self,
+        args: ReturnFieldArgs,
+    ) -> datafusion::common::Result<FieldRef> {
         if matches!(self.kind, Kind::Match | Kind::MatchAny | Kind::Int) {
             self.setting(args.scalar_arguments.first().copied().flatten())?;
         }
@@ -652,7 +676,10 @@ impl ScalarUDFImpl for ScopeUdf {
         Ok(Arc::new(Field::new(self.name(), dt, nullable)))
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::common::Result<ColumnarValue> {
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::common::Result<ColumnarValue> {
         let rows = args.number_rows;
         let scope = &self.scope;
         let literal = |i: usize| match args.args.get(i) {
@@ -727,7 +754,11 @@ impl ScalarUDFImpl for ScopeUdf {
             }
         };
         // A call whose arguments were all scalars returns a scalar.
-        if args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+        if args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)))
+        {
             return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
         }
         Ok(ColumnarValue::Array(out))
@@ -740,7 +771,10 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob_match("system:serviceaccount:*", "system:serviceaccount:ci:deployer"));
+        assert!(glob_match(
+            "system:serviceaccount:*",
+            "system:serviceaccount:ci:deployer"
+        ));
         assert!(glob_match("system:kube-*", "system:kube-scheduler"));
         assert!(!glob_match("system:kube-*", "system:kubelet"));
         assert!(glob_match("*", ""));
@@ -751,7 +785,10 @@ mod tests {
         assert!(glob_match("a*bc", "abc-bc"));
         assert!(glob_match("*-prod", "payments-prod"));
         assert!(!glob_match("*-prod", "payments-prod2"));
-        assert!(!glob_match("ab*ba", "aba"), "overlapping ends must not share characters");
+        assert!(
+            !glob_match("ab*ba", "aba"),
+            "overlapping ends must not share characters"
+        );
         assert!(glob_match("payments", "payments"));
         assert!(!glob_match("payments", "Payments"), "case-sensitive");
         let p = Patterns::new(&strings(&["kube-system", "team-*"]));
@@ -763,29 +800,44 @@ mod tests {
         let s = Scope::from_toml("cde_namespaces = [\"payments\", \"card-*\"]\n[business_hours]\ntimezone = \"Europe/Berlin\"\n").unwrap();
         assert_eq!(s.cde_namespaces, strings(&["payments", "card-*"]));
         assert_eq!(s.business_hours.timezone, "Europe/Berlin");
-        assert_eq!(s.business_hours.start_hour, 8, "unset nested keys keep their defaults");
+        assert_eq!(
+            s.business_hours.start_hour, 8,
+            "unset nested keys keep their defaults"
+        );
         assert_eq!(s.admin_groups, Scope::default().admin_groups);
         assert_eq!(Scope::from_toml("").unwrap(), Scope::default());
     }
 
     #[test]
     fn unknown_keys_are_named() {
-        let e = Scope::from_toml("cde_namespace = [\"payments\"]").unwrap_err().to_string();
+        let e = Scope::from_toml("cde_namespace = [\"payments\"]")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field `cde_namespace`"), "{e}");
         assert!(e.contains("cde_namespaces"), "lists the known keys: {e}");
-        let e = Scope::from_toml("[business_hours]\nstart = 9").unwrap_err().to_string();
+        let e = Scope::from_toml("[business_hours]\nstart = 9")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field `start`"), "{e}");
     }
 
     #[test]
     fn bad_values_are_explained() {
-        let e = Scope::from_toml("[business_hours]\ntimezone = \"Mars/Olympus\"").unwrap_err().to_string();
+        let e = Scope::from_toml("[business_hours]\ntimezone = \"Mars/Olympus\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Mars/Olympus"), "{e}");
-        let e = Scope::from_toml("[business_hours]\nstart_hour = 18\nend_hour = 8").unwrap_err().to_string();
+        let e = Scope::from_toml("[business_hours]\nstart_hour = 18\nend_hour = 8")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("start_hour"), "{e}");
-        let e = Scope::from_toml("[business_hours]\ndays = [\"Mo\"]").unwrap_err().to_string();
+        let e = Scope::from_toml("[business_hours]\ndays = [\"Mo\"]")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`Mo`"), "{e}");
-        let e = Scope::from_toml("admin_users = \"root\"").unwrap_err().to_string();
+        let e = Scope::from_toml("admin_users = \"root\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("admin_users") || e.contains("sequence"), "{e}");
     }
 

@@ -12,8 +12,7 @@
 -- requires: ephi_namespaces
 CREATE VIEW hipaa_164_308_a_4_ephi_access AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
-       concat(actor, CASE WHEN resource = 'secrets' THEN ' read ' ELSE ' opened ' END,
-              verb, ' ', object_ref, ' (ePHI namespace)', refused) AS reason
+       concat(actor, ' ', verb, ' ', object_ref, ' (ePHI namespace)', refused) AS reason
 FROM audit_requests
 WHERE scope_match('ephi_namespaces', namespace)
   AND ((resource = 'secrets' AND verb IN ('get', 'list', 'watch'))

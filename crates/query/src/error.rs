@@ -20,6 +20,16 @@ pub enum Error {
         #[source]
         source: datafusion::error::DataFusionError,
     },
+    /// The scope configuration is wrong: the user's input. `origin` is the file (or "TOML").
+    #[error("scope configuration {origin}: {message}")]
+    Scope { origin: String, message: String },
+    /// A compliance control shipped in `sql/compliance/` does not plan: a bug.
+    #[error("compliance control {view} does not plan: {source}")]
+    Control {
+        view: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

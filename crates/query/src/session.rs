@@ -7,6 +7,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use crate::scope::Scope;
 use crate::table::AuditEventsTable;
 use crate::views::VIEWS;
 use crate::{Error, Result};
@@ -19,6 +20,9 @@ pub struct QueryOptions {
     pub memory_limit: Option<usize>,
     /// Parallelism (cores by default).
     pub target_partitions: Option<usize>,
+    /// What the compliance controls take as cardholder-data and ePHI namespaces, administrators,
+    /// automation, business hours and thresholds ([`Scope::default`] when not configured).
+    pub scope: Scope,
 }
 
 /// A DataFusion session over one store.
@@ -28,7 +32,8 @@ pub struct AuditSession {
 }
 
 impl AuditSession {
-    /// Registers `audit_events` and the built-in views. Touches no data file.
+    /// Registers `audit_events`, the `scope` table and functions, the built-in views, the
+    /// compliance controls and `compliance_controls`. Touches no data file.
     pub async fn open(store: Store, opts: &QueryOptions) -> Result<Self> {
         let mut config = SessionConfig::new()
             .with_information_schema(true)
@@ -54,6 +59,8 @@ impl AuditSession {
         let table = AuditEventsTable::new(store.clone())?;
         ctx.register_table("audit_events", Arc::new(table))?;
 
+        opts.scope.register(&ctx)?;
+
         let this = Self { ctx, store };
         for v in VIEWS {
             this.ctx.sql(v.sql).await.map_err(|source| Error::View {
@@ -61,6 +68,7 @@ impl AuditSession {
                 source,
             })?;
         }
+        crate::compliance::register(&this.ctx).await?;
         Ok(this)
     }
 

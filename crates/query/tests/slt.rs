@@ -1,12 +1,16 @@
 //! sqllogictest runner: every `testdata/slt/*.slt` file runs against a store built from the
 //! `testdata/` fixtures. `cargo test -p auditlake-query --test slt -- --complete` rewrites the
 //! expected results (read the diff before committing).
+//!
+//! Sessions use the compliance scope of `testdata/scope.toml` (CDE and ePHI namespaces, a
+//! break-glass account, business hours in Europe/Berlin) so that the controls needing one can be
+//! tested.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use auditlake_ingest::{IngestOptions, expand_inputs, ingest};
-use auditlake_query::{AuditSession, QueryOptions};
+use auditlake_query::{AuditSession, QueryOptions, Scope};
 use auditlake_store::Store;
 use datafusion::arrow::array::Array;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -103,6 +107,10 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     let store = build_store(dir.path(), &rt);
+    let opts = QueryOptions {
+        scope: Scope::load(&root().join("testdata/scope.toml")).expect("testdata/scope.toml"),
+        ..Default::default()
+    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("testdata/slt"))
         .expect("testdata/slt")
         .map(|e| e.expect("entry").path())
@@ -113,10 +121,12 @@ fn main() {
     let mut failed = 0;
     for file in &files {
         let store = store.clone();
+        let opts = opts.clone();
         let mut runner = sqllogictest::Runner::new(move || {
             let store = store.clone();
+            let opts = opts.clone();
             async move {
-                let session = AuditSession::open(store, &QueryOptions::default())
+                let session = AuditSession::open(store, &opts)
                     .await
                     .map_err(|e| SltError(e.to_string()))?;
                 Ok(Db { session })

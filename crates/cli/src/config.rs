@@ -1,4 +1,4 @@
-//! The config file (`auditlake.toml`): retention, and (later sections) scope and schedules.
+//! The config file (`auditlake.toml`): retention, the compliance scope, report schedules.
 //!
 //! Found at `--config PATH`, else `$AUDITLAKE_CONFIG`, else `./auditlake.toml` when it exists;
 //! without one every setting has its default and retention refuses to delete anything.
@@ -7,6 +7,9 @@
 //! [retention]
 //! max_age = "400d"     # delete days entirely older than this (d, w, h, or y = 365 days)
 //! slim_after = "90d"   # drop request/response bodies of days older than this
+//!
+//! [scope]              # who and what the compliance controls look at (sql/compliance/README.md)
+//! cde_namespaces = ["payments", "card-*"]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -18,6 +21,8 @@ use serde::Deserialize;
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub retention: Retention,
+    /// The compliance scope: see `sql/compliance/README.md`.
+    pub scope: auditlake_query::Scope,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -44,6 +49,10 @@ impl Config {
             .with_context(|| format!("cannot read the config file {}", path.display()))?;
         let config: Self = toml::from_str(&text)
             .with_context(|| format!("invalid config file {}", path.display()))?;
+        config
+            .scope
+            .validate()
+            .with_context(|| format!("invalid [scope] in the config file {}", path.display()))?;
         Ok((config, Some(path)))
     }
 }

@@ -6,6 +6,7 @@ mod generate;
 mod ingest;
 mod maintain;
 mod repl;
+mod report;
 mod sql;
 mod stats;
 mod time_arg;
@@ -52,6 +53,8 @@ enum Command {
     Sql(sql::Args),
     /// Events, files and bytes per day and cluster; oldest and newest; hours without events.
     Stats(stats::Args),
+    /// Evaluate compliance controls over a window: md, self-contained html, json or csv.
+    Report(report::Args),
     /// Merge the small files of each day into files of a target size (safe while others read).
     Compact(maintain::CompactArgs),
     /// Delete days older than a maximum age; slim older days to Metadata level (config or flags).
@@ -98,8 +101,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ingest(args) => ingest::run(&cli.store, args),
         Command::Export(args) => export::run(&cli.store, args),
         Command::Gen(args) => generate::run(args),
-        Command::Sql(args) => sql::run(&cli.store, args),
+        Command::Sql(args) => {
+            let (config, _) = config::Config::load(cli.config.as_deref())?;
+            sql::run(&cli.store, config.scope, args)
+        }
         Command::Stats(args) => stats::run(&cli.store, args),
+        Command::Report(args) => {
+            let (config, _) = config::Config::load(cli.config.as_deref())?;
+            report::run(&cli.store, &config, args)
+        }
         Command::Compact(args) => maintain::compact(&cli.store, args),
         Command::Retain(args) => {
             let (config, _) = config::Config::load(cli.config.as_deref())?;

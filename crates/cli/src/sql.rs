@@ -70,11 +70,12 @@ fn parse_size(s: &str) -> Result<usize, String> {
     Ok((n * mult as f64) as usize)
 }
 
-pub fn run(store: &str, args: Args) -> Result<ExitCode> {
+pub fn run(store: &str, scope: auditlake_query::Scope, args: Args) -> Result<ExitCode> {
     let store = crate::open_store(store)?;
     let rt = crate::runtime()?;
     let opts = QueryOptions {
         memory_limit: args.memory_limit,
+        scope,
         ..Default::default()
     };
     let session = rt.block_on(AuditSession::open(store, &opts))?;

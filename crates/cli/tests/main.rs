@@ -4,5 +4,6 @@ mod common;
 mod ingest;
 mod maintain;
 mod repl;
+mod report;
 mod s3;
 mod sql;

@@ -1,0 +1,291 @@
+//! `auditlake report` over the planted compliance scenario: every format, the JSON against the
+//! views themselves, and the HTML as a browser renders it (headless Chromium).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::*;
+
+const FROM: &str = "2026-05-01";
+const TO: &str = "2026-05-11";
+
+/// A store with the compliance scenario, and a config file with the scope of the slt tests.
+fn scenario() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let file = testdata("scenarios/compliance.jsonl");
+    ok(
+        &store,
+        &["ingest", "--cluster", "fixtures", file.to_str().unwrap()],
+    );
+    let scope = std::fs::read_to_string(testdata("scope.toml")).unwrap();
+    let config = dir.path().join("auditlake.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[retention]\nmax_age = \"400d\"\n\n[scope]\n{}",
+            scope.replace("[business_hours]", "[scope.business_hours]")
+        ),
+    )
+    .unwrap();
+    (dir, store, config)
+}
+
+fn report(store: &Path, config: Option<&Path>, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["report", "--from", FROM, "--to", TO];
+    args.extend_from_slice(extra);
+    let mut c = bin();
+    c.arg("--store").arg(store);
+    if let Some(cfg) = config {
+        c.arg("--config").arg(cfg);
+    }
+    c.args(&args).output().unwrap()
+}
+
+#[test]
+fn the_json_report_shows_what_each_control_view_finds() {
+    let (_dir, store, config) = scenario();
+    let out = report(
+        &store,
+        Some(&config),
+        &["--format", "json", "--max-evidence", "5"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let controls = r["controls"].as_array().unwrap();
+    let n_controls = count(&store, "SELECT count(*) FROM compliance_controls");
+    assert_eq!(controls.len() as u64, n_controls);
+    assert_eq!(r["window_from"], "2026-05-01T00:00:00.000000Z");
+    // Days of the window without events stand out: those the store has no event for.
+    let missing: Vec<&str> = r["days_without_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    let have: Vec<String> = sql_ndjson(
+        &store,
+        &format!("SELECT DISTINCT date FROM audit_events WHERE ts >= '{FROM}' AND ts < '{TO}'"),
+    )
+    .into_iter()
+    .map(|r| r["date"].as_str().unwrap().to_owned())
+    .collect();
+    let expected: Vec<String> = (1..=10)
+        .map(|d| format!("2026-05-{d:02}"))
+        .filter(|d| !have.contains(d))
+        .collect();
+    assert_eq!(missing, expected);
+    assert!(missing.contains(&"2026-05-01") && missing.len() < 10);
+
+    // Each control's evidence is the first rows of its view in the window, by time.
+    let mut script = String::new();
+    for c in controls {
+        let view = c["view"].as_str().unwrap();
+        script.push_str(&format!(
+            "SELECT '{view}' AS v, audit_id, (SELECT count(*) FROM {view} WHERE ts >= '{FROM}' AND ts < '{TO}') AS total \
+             FROM {view} WHERE ts >= '{FROM}' AND ts < '{TO}' ORDER BY ts, audit_id LIMIT 5;\n"
+        ));
+    }
+    let script_path = store.with_file_name("evidence.sql");
+    std::fs::write(&script_path, script).unwrap();
+    let mut c = bin();
+    c.arg("--store").arg(&store).arg("--config").arg(&config);
+    let out = c
+        .args([
+            "sql",
+            "--format",
+            "ndjson",
+            "-f",
+            script_path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = json_lines(&String::from_utf8_lossy(&out.stdout));
+    let mut statuses = std::collections::BTreeMap::new();
+    for c in controls {
+        let view = c["view"].as_str().unwrap();
+        let expected: Vec<&Value> = rows.iter().filter(|r| r["v"] == view).collect();
+        let shown: Vec<&Value> = c["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["audit_id"])
+            .collect();
+        let want: Vec<&Value> = expected.iter().map(|r| &r["audit_id"]).collect();
+        assert_eq!(shown, want, "{view}");
+        let total = expected.first().map_or(0, |r| r["total"].as_u64().unwrap());
+        assert_eq!(c["findings"].as_u64(), Some(total), "{view}");
+        let status = c["status"].as_str().unwrap();
+        assert_eq!(status == "findings", total > 0, "{view}: {status}");
+        *statuses.entry(status.to_owned()).or_insert(0) += 1;
+    }
+    // The scenario plants events for every control and the scope names the regulated namespaces.
+    assert!(
+        statuses.get("findings").copied().unwrap_or(0) >= 40,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.get("not_evaluable"), None, "{statuses:?}");
+    let privileged = controls
+        .iter()
+        .find(|c| c["view"] == "det_privileged_pod")
+        .unwrap();
+    assert!(
+        privileged["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["audit_id"] == "privileged-deployment-by-person"),
+        "{privileged}"
+    );
+}
+
+#[test]
+fn without_a_scope_the_cardholder_controls_are_not_evaluable() {
+    let (_dir, store, _config) = scenario();
+    let out = report(
+        &store,
+        None,
+        &["--framework", "pci-dss", "--format", "json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = r["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["control_id"] == "10.2.1.1")
+        .unwrap();
+    assert_eq!(c["status"], "not_evaluable");
+    assert!(
+        c["not_evaluable"]
+            .as_str()
+            .unwrap()
+            .contains("cde_namespaces"),
+        "{c}"
+    );
+    assert!(
+        r["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["framework"] == "pci-dss")
+    );
+
+    // An empty window has nothing to evaluate; a bad framework is named.
+    let out = report(&store, None, &["--framework", "iso27001"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unknown framework \"iso27001\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn markdown_csv_and_the_findings_exit_code() {
+    let (_dir, store, config) = scenario();
+    let out = report(
+        &store,
+        Some(&config),
+        &["--framework", "cis", "--format", "md"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        md.starts_with("# Compliance report: CIS Kubernetes Benchmark"),
+        "{md}"
+    );
+    assert!(md.contains("| CIS Kubernetes Benchmark | 5.1.3 |"), "{md}");
+    assert!(
+        md.contains("**Days without any audit event: 2026-05-01"),
+        "{md}"
+    );
+
+    let out = report(
+        &store,
+        Some(&config),
+        &["--framework", "soc2", "--format", "csv"],
+    );
+    let csv = String::from_utf8_lossy(&out.stdout);
+    let mut lines = csv.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("framework,control_id,title,severity,status,findings,ts,audit_id")
+    );
+    assert!(lines.all(|l| l.starts_with("soc2,")), "{csv}");
+
+    let out = report(
+        &store,
+        Some(&config),
+        &["--framework", "detections", "--fail-on-findings"],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+}
+
+/// The HTML report as Chromium renders it: the DOM after load, and a screenshot kept in
+/// target/ for a person to look at.
+#[test]
+fn the_html_report_renders_in_a_browser() {
+    let (dir, store, config) = scenario();
+    let html = dir.path().join("report.html");
+    let out = report(
+        &store,
+        Some(&config),
+        &["--format", "html", "--out", html.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(!page.contains("<script"), "self-contained and static");
+    for external in ["<link", "<img", "src=", "@import", "url(", "href=\"http"] {
+        assert!(
+            !page.contains(external),
+            "no external resources: {external}"
+        );
+    }
+
+    let url = format!("file://{}", html.display());
+    let chromium = |args: &[&str]| {
+        Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+            ])
+            .args(args)
+            .arg(&url)
+            .output()
+            .expect("chromium is needed for this test: ./scripts/test installs Debian's chromium")
+    };
+    let dom = chromium(&["--dump-dom"]);
+    assert!(dom.status.success(), "{}", stderr(&dom));
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let n_controls = count(&store, "SELECT count(*) FROM compliance_controls") as usize;
+    assert_eq!(dom.matches("<tr data-view=").count(), n_controls);
+    assert_eq!(dom.matches("<svg").count(), 2, "two charts");
+    assert!(dom.contains("id=\"missing-days\""));
+    assert!(
+        dom.contains("<title>2026-05-04: "),
+        "a bar per day with its count"
+    );
+    assert!(dom.contains("privileged-deployment-by-person"));
+
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-screenshot.png");
+    let out = chromium(&[
+        "--window-size=1280,2200",
+        &format!("--screenshot={}", shot.display()),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "{} bytes",
+        png.len()
+    );
+    eprintln!("screenshot: {}", shot.display());
+}

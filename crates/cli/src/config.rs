@@ -23,6 +23,8 @@ pub struct Config {
     pub retention: Retention,
     /// The compliance scope: see `sql/compliance/README.md`.
     pub scope: auditlake_query::Scope,
+    /// Scheduled reports, run by `auditlake schedule`.
+    pub schedule: Vec<crate::schedule::Schedule>,
 }
 
 #[derive(Debug, Default, Deserialize)]

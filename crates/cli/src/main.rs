@@ -7,6 +7,7 @@ mod ingest;
 mod maintain;
 mod repl;
 mod report;
+mod schedule;
 mod sql;
 mod stats;
 mod time_arg;
@@ -55,6 +56,8 @@ enum Command {
     Stats(stats::Args),
     /// Evaluate compliance controls over a window: md, self-contained html, json or csv.
     Report(report::Args),
+    /// Run the config file's [[schedule]] reports when their cron expressions fire (or --run-now).
+    Schedule(schedule::Args),
     /// Merge the small files of each day into files of a target size (safe while others read).
     Compact(maintain::CompactArgs),
     /// Delete days older than a maximum age; slim older days to Metadata level (config or flags).
@@ -109,6 +112,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Report(args) => {
             let (config, _) = config::Config::load(cli.config.as_deref())?;
             report::run(&cli.store, &config, args)
+        }
+        Command::Schedule(args) => {
+            let (config, _) = config::Config::load(cli.config.as_deref())?;
+            schedule::run(&cli.store, &config, args)
         }
         Command::Compact(args) => maintain::compact(&cli.store, args),
         Command::Retain(args) => {

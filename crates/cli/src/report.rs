@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::config::{Config, parse_age};
 use crate::time_arg::parse_time;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ReportFormat {
     Md,

@@ -289,3 +289,42 @@ fn the_html_report_renders_in_a_browser() {
     );
     eprintln!("screenshot: {}", shot.display());
 }
+
+/// `auditlake schedule --run-now` runs the config's schedules once and writes each report where
+/// its `out` says; a bad schedule is refused before anything runs.
+#[test]
+fn scheduled_reports_are_written_to_their_folder() {
+    let (dir, store, config) = scenario();
+    let out_dir = dir.path().join("reports");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[schedule]]\nname = \"yearly-cis\"\ncron = \"0 6 1 1 *\"\nframework = \"cis\"\nwindow = \"1000d\"\nformat = \"json\"\nout = \"{}\"\n",
+        out_dir.display()
+    ));
+    std::fs::write(&config, &text).unwrap();
+    let mut c = bin();
+    c.arg("--store").arg(&store).arg("--config").arg(&config);
+    let out = c.args(["schedule", "--run-now"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let files: Vec<PathBuf> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("yearly-cis-") && name.ends_with("Z.json"), "{name}");
+    let r: Value = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
+    assert_eq!(r["frameworks"], serde_json::json!(["cis"]));
+    assert!(r["totals"]["findings"].as_u64().unwrap() > 0, "{}", r["totals"]);
+
+    std::fs::write(
+        &config,
+        text.replace("cron = \"0 6 1 1 *\"", "cron = \"0 25 * * *\""),
+    )
+    .unwrap();
+    let mut c = bin();
+    c.arg("--store").arg(&store).arg("--config").arg(&config);
+    let out = c.args(["schedule", "--run-now"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("invalid cron expression"), "{}", stderr(&out));
+}

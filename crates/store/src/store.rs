@@ -267,6 +267,17 @@ impl Store {
         Ok(target)
     }
 
+    /// Writes an object below the root (reports written to an object-store prefix) and returns how
+    /// to show its location.
+    pub async fn put_object(&self, name: &str, bytes: Vec<u8>) -> Result<String> {
+        let path = paths::from_relative(&self.root, name);
+        self.object_store
+            .put(&path, PutPayload::from(Bytes::from(bytes)))
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(self.display_path(&path))
+    }
+
     /// Writes one part of the rejected-events area.
     pub async fn put_rejected(&self, run: &RunId, seq: u32, bytes: Vec<u8>) -> Result<String> {
         let path = paths::rejected_path(&self.root, run, seq);

@@ -56,9 +56,12 @@ fn evidence() -> usize {
 
 impl Schedule {
     fn cron(&self) -> Result<Cron> {
-        Cron::new(&self.cron)
-            .parse()
-            .with_context(|| format!("schedule {:?}: invalid cron expression {:?}", self.name, self.cron))
+        Cron::new(&self.cron).parse().with_context(|| {
+            format!(
+                "schedule {:?}: invalid cron expression {:?}",
+                self.name, self.cron
+            )
+        })
     }
 
     /// The first time after `t` the schedule fires.
@@ -71,7 +74,10 @@ impl Schedule {
     /// Checks everything that can be checked before the first run.
     pub fn validate(&self) -> Result<()> {
         if self.name.is_empty() || self.name.contains(['/', '\\']) {
-            bail!("schedule name {:?}: use a plain name, it names the output files", self.name);
+            bail!(
+                "schedule name {:?}: use a plain name, it names the output files",
+                self.name
+            );
         }
         self.cron()?;
         report::parse_frameworks(&self.framework)
@@ -92,7 +98,12 @@ pub struct Args {
 }
 
 /// Runs one schedule as of `at`: the report of the window ending then, written to its output.
-async fn run_one(store: &Store, config: &Config, s: &Schedule, at: DateTime<Utc>) -> Result<String> {
+async fn run_one(
+    store: &Store,
+    config: &Config,
+    s: &Schedule,
+    at: DateTime<Utc>,
+) -> Result<String> {
     let to = at.timestamp_micros();
     let window = parse_age(&s.window)?;
     let from = to - window.num_microseconds().context("window too long")?;
@@ -142,7 +153,11 @@ pub fn run(store: &str, config: &Config, args: Args) -> Result<ExitCode> {
     if schedules.is_empty() {
         bail!(
             "no schedule to run: add [[schedule]] entries to the config file (auditlake.toml or --config){}",
-            if args.only.is_empty() { "" } else { " or check --only" }
+            if args.only.is_empty() {
+                ""
+            } else {
+                " or check --only"
+            }
         );
     }
     for s in &schedules {
@@ -162,7 +177,11 @@ pub fn run(store: &str, config: &Config, args: Args) -> Result<ExitCode> {
                 }
             }
         }
-        return Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS });
+        return Ok(if failed > 0 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
     }
     // Long-running: sleep until the next firing, run what is due, repeat. A failed run is logged
     // and retried at its next firing; the scheduler keeps going.
@@ -189,7 +208,11 @@ pub fn run(store: &str, config: &Config, args: Args) -> Result<ExitCode> {
                 Err(e) => eprintln!("error: schedule {} at {}: {e:#}", s.name, at.to_rfc3339()),
             }
             next[i] = s.next_after(&Utc::now())?;
-            eprintln!("schedule {}: next report at {}", s.name, next[i].to_rfc3339());
+            eprintln!(
+                "schedule {}: next report at {}",
+                s.name,
+                next[i].to_rfc3339()
+            );
         }
     }
 }
@@ -208,13 +231,23 @@ mod tests {
         s.validate().unwrap();
         assert_eq!((s.window.as_str(), s.format), ("7d", ReportFormat::Html));
         // Wednesday 2026-11-25 12:00 UTC: next Monday 06:00.
-        let t = DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z").unwrap().to_utc();
-        assert_eq!(s.next_after(&t).unwrap().to_rfc3339(), "2026-11-30T06:00:00+00:00");
+        let t = DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(
+            s.next_after(&t).unwrap().to_rfc3339(),
+            "2026-11-30T06:00:00+00:00"
+        );
         let bad = Schedule {
             cron: "61 * * * *".into(),
             ..s.clone()
         };
         assert!(bad.validate().is_err());
-        assert!(toml::from_str::<Config>("[[schedule]]\nname = \"x\"\ncron = \"* * * * *\"\nout = \"r\"\nfromat = \"md\"\n").is_err());
+        assert!(
+            toml::from_str::<Config>(
+                "[[schedule]]\nname = \"x\"\ncron = \"* * * * *\"\nout = \"r\"\nfromat = \"md\"\n"
+            )
+            .is_err()
+        );
     }
 }

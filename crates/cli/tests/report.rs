@@ -312,10 +312,17 @@ fn scheduled_reports_are_written_to_their_folder() {
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
-    assert!(name.starts_with("yearly-cis-") && name.ends_with("Z.json"), "{name}");
+    assert!(
+        name.starts_with("yearly-cis-") && name.ends_with("Z.json"),
+        "{name}"
+    );
     let r: Value = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
     assert_eq!(r["frameworks"], serde_json::json!(["cis"]));
-    assert!(r["totals"]["findings"].as_u64().unwrap() > 0, "{}", r["totals"]);
+    assert!(
+        r["totals"]["findings"].as_u64().unwrap() > 0,
+        "{}",
+        r["totals"]
+    );
 
     std::fs::write(
         &config,
@@ -326,5 +333,9 @@ fn scheduled_reports_are_written_to_their_folder() {
     c.arg("--store").arg(&store).arg("--config").arg(&config);
     let out = c.args(["schedule", "--run-now"]).output().unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("invalid cron expression"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid cron expression"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -73,7 +73,7 @@ def main():
             None,
         ),
     }
-    glob = os.path.join(os.path.abspath(a.store), "*", "*", "*.parquet")
+    glob = os.path.join(os.path.abspath(a.store), "*", "*.parquet")
     view = f"CREATE VIEW audit_events AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true);"
     print("| question | auditlake (s) | DuckDB over Parquet (s) | auditlake vs DuckDB | jq over JSON (s) | auditlake vs jq |")
     print("|---|---:|---:|---:|---:|---:|")

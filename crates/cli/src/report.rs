@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use auditlake_model::time::{Micros, format_canonical};
-use auditlake_query::compliance::FRAMEWORKS;
+use auditlake_query::compliance::{EVIDENCE_COLUMNS, FRAMEWORKS};
 use auditlake_query::{AuditSession, CONTROLS, Control, QueryOptions, Scope};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -120,6 +120,15 @@ pub enum Status {
 }
 
 impl Status {
+    /// The CSS class, as the status is spelled in JSON.
+    fn class(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Findings => "findings",
+            Self::NotEvaluable => "not_evaluable",
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Self::Pass => "pass",
@@ -358,9 +367,10 @@ async fn evaluate(
         let rows = collect(
             session,
             &format!(
-                "SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, \
-                 name, response_code, reason FROM {} WHERE {window} ORDER BY ts, audit_id LIMIT {}",
-                control.view, req.max_evidence
+                "SELECT {} FROM {} WHERE {window} ORDER BY ts, audit_id LIMIT {}",
+                EVIDENCE_COLUMNS.join(", "),
+                control.view,
+                req.max_evidence
             ),
         )
         .await?;
@@ -850,10 +860,7 @@ fn render_html(r: &Report) -> String {
             esc(&c.control_id),
             esc(&c.title),
             esc(&c.severity),
-            serde_json::to_value(c.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            c.status.class(),
             c.status.label(),
             c.findings
         );
@@ -868,10 +875,7 @@ fn render_html(r: &Report) -> String {
             esc(framework_title(&c.framework)),
             esc(&c.control_id),
             esc(&c.title),
-            serde_json::to_value(c.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            c.status.class(),
             c.status.label(),
             esc(&c.reference),
             esc(&c.severity),

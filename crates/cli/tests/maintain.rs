@@ -22,15 +22,8 @@ impl Target {
                 c.arg("--store").arg(store);
             }
             Self::S3(moto) => {
-                c.env(
-                    "AWS_ENDPOINT_URL",
-                    format!("http://127.0.0.1:{}", moto.port),
-                )
-                .env("AWS_ALLOW_HTTP", "true")
-                .env("AWS_REGION", "us-east-1")
-                .env("AWS_ACCESS_KEY_ID", "test")
-                .env("AWS_SECRET_ACCESS_KEY", "test")
-                .args(["--store", "s3://auditlake/maintained"]);
+                moto.configure(&mut c);
+                c.args(["--store", "s3://auditlake/maintained"]);
             }
         }
         c.args(args).output().expect("run auditlake")

@@ -10,7 +10,7 @@ use crate::common::*;
 
 pub struct Moto {
     child: Child,
-    pub port: u16,
+    port: u16,
 }
 
 impl Drop for Moto {
@@ -62,18 +62,25 @@ pub fn start_moto() -> Moto {
     moto
 }
 
+impl Moto {
+    /// Points the command's S3 client at this server (the standard AWS_* variables).
+    pub fn configure(&self, c: &mut Command) {
+        c.env(
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", self.port),
+        )
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test");
+    }
+}
+
 fn s3(moto: &Moto, args: &[&str]) -> Output {
     let mut c = bin();
-    c.env(
-        "AWS_ENDPOINT_URL",
-        format!("http://127.0.0.1:{}", moto.port),
-    )
-    .env("AWS_ALLOW_HTTP", "true")
-    .env("AWS_REGION", "us-east-1")
-    .env("AWS_ACCESS_KEY_ID", "test")
-    .env("AWS_SECRET_ACCESS_KEY", "test")
-    .args(["--store", "s3://auditlake/clusters/prod"])
-    .args(args);
+    moto.configure(&mut c);
+    c.args(["--store", "s3://auditlake/clusters/prod"])
+        .args(args);
     c.output().unwrap()
 }
 

@@ -56,7 +56,9 @@ fn the_repl_as_a_user_drives_it() {
     p.send_control('c').unwrap();
     p.exp_string("query cancelled").unwrap();
     p.send_line("SELECT 'still here' AS status;").unwrap();
-    p.exp_string("still here").unwrap();
+    // The result row, not the echo of the typed line: the next line is typed once the shell is back.
+    p.exp_string("| still here |").unwrap();
+    p.exp_string("auditlake> ").unwrap();
 
     p.send_line("\\timing").unwrap();
     p.exp_string("timing is on").unwrap();

@@ -10,7 +10,7 @@ use auditlake_model::time::format_canonical;
 use auditlake_query::{AuditSession, QueryOptions};
 use futures::StreamExt;
 
-use crate::time_arg::parse_time;
+use crate::time_arg::parse_bounds;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -29,18 +29,7 @@ pub struct Args {
 }
 
 pub fn run(store: &str, args: Args) -> Result<ExitCode> {
-    let from = args
-        .from
-        .as_deref()
-        .map(parse_time)
-        .transpose()?
-        .unwrap_or(i64::MIN);
-    let to = args
-        .to
-        .as_deref()
-        .map(parse_time)
-        .transpose()?
-        .unwrap_or(i64::MAX);
+    let (from, to) = parse_bounds(args.from.as_deref(), args.to.as_deref())?;
     let store = crate::open_store(store)?;
     let rt = crate::runtime()?;
     let mut out: Box<dyn Write> = match &args.out {

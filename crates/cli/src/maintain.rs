@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use auditlake_query::maintain::{self, RetentionPolicy, RewriteOptions};
 
 use crate::config::{Config, parse_age};
-use crate::time_arg::parse_time;
+use crate::time_arg::{parse_bounds, parse_time};
 
 #[derive(clap::Args)]
 pub struct CompactArgs {
@@ -44,9 +44,7 @@ fn range(from: Option<&str>, to: Option<&str>) -> Result<Option<(i64, i64)>> {
     if from.is_none() && to.is_none() {
         return Ok(None);
     }
-    let from = from.map(parse_time).transpose()?.unwrap_or(i64::MIN);
-    let to = to.map(parse_time).transpose()?.unwrap_or(i64::MAX);
-    Ok(Some((from, to)))
+    parse_bounds(from, to).map(Some)
 }
 
 fn mb(bytes: u64) -> f64 {

@@ -31,17 +31,14 @@ pub fn run(store: &str, args: Args) -> Result<ExitCode> {
     let store = crate::open_store(store)?;
     let rt = crate::runtime()?;
     let partitions = rt.block_on(store.partitions(None))?;
-    let mut days: Vec<(String, i64, i64)> = Vec::new();
-    for (p, files) in &partitions {
-        let bytes: u64 = files.iter().map(|f| f.meta.size).sum();
-        match days.last_mut() {
-            Some((d, n, b)) if *d == p.date() => {
-                *n += files.len() as i64;
-                *b += bytes as i64;
-            }
-            _ => days.push((p.date(), files.len() as i64, bytes as i64)),
-        }
-    }
+    // A partition is a day: its files and bytes are the day's.
+    let days: Vec<(String, i64, i64)> = partitions
+        .iter()
+        .map(|(p, files)| {
+            let bytes: u64 = files.iter().map(|f| f.meta.size).sum();
+            (p.date(), files.len() as i64, bytes as i64)
+        })
+        .collect();
     let session = rt.block_on(AuditSession::open(store.clone(), &QueryOptions::default()))?;
     let schema = Arc::new(Schema::new(vec![
         Field::new("date", DataType::Utf8, false),

@@ -31,3 +31,10 @@ pub fn parse_time(s: &str) -> Result<Micros> {
         "cannot read {s:?} as a time: use RFC 3339 (2026-03-19T10:30:00Z), a date (2026-03-19) or now"
     )
 }
+
+/// Optional `--from`/`--to` bounds as `[from, to)`, open ends as the extremes.
+pub fn parse_bounds(from: Option<&str>, to: Option<&str>) -> Result<(Micros, Micros)> {
+    let from = from.map(parse_time).transpose()?.unwrap_or(Micros::MIN);
+    let to = to.map(parse_time).transpose()?.unwrap_or(Micros::MAX);
+    Ok((from, to))
+}

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use anyhow::Result;
@@ -90,7 +91,9 @@ const HELP: &str = "\
   Ctrl-C cancels the running query (or clears the line).";
 
 struct SqlHelper {
-    words: Vec<String>,
+    /// Completion candidates: keywords, tables and views, and columns. Filled in the background
+    /// once the views are planned, so that the first prompt does not wait for them.
+    words: Arc<RwLock<Vec<String>>>,
 }
 
 impl Helper for SqlHelper {}
@@ -126,8 +129,8 @@ impl Completer for SqlHelper {
             return Ok((start, Vec::new()));
         }
         let lower = word.to_ascii_lowercase();
-        let mut out: Vec<Pair> = self
-            .words
+        let words = self.words.read().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<Pair> = words
             .iter()
             .filter(|w| w.to_ascii_lowercase().starts_with(&lower))
             .map(|w| {
@@ -164,14 +167,34 @@ pub fn run(
     session: &AuditSession,
     mut format: Format,
 ) -> Result<ExitCode> {
-    let catalog = rt.block_on(session.catalog())?;
+    // The first prompt shows at once: keywords, table and view names and the columns of
+    // audit_events are there from the start; the views' columns follow when planned (~50 ms).
     let mut words: Vec<String> = KEYWORDS.iter().map(|s| (*s).to_owned()).collect();
-    for (name, _, cols) in &catalog {
-        words.push(name.clone());
-        words.extend(cols.iter().map(|(c, _)| c.clone()));
-    }
+    words.extend(session.table_names());
+    words.extend(
+        auditlake_model::audit_events_schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone()),
+    );
     words.sort();
     words.dedup();
+    let words = Arc::new(RwLock::new(words));
+    {
+        let (session, words) = (session.clone(), Arc::clone(&words));
+        rt.spawn(async move {
+            // An error here shows again, with its message, when the user runs \d.
+            if let Ok(catalog) = session.catalog().await {
+                let mut w = words.write().unwrap_or_else(|e| e.into_inner());
+                for (name, _, cols) in catalog {
+                    w.push(name);
+                    w.extend(cols.into_iter().map(|(c, _)| c));
+                }
+                w.sort();
+                w.dedup();
+            }
+        });
+    }
     let config = Config::builder()
         .auto_add_history(true)
         .max_history_size(10_000)?

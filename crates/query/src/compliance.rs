@@ -20,8 +20,9 @@ use datafusion::common::DataFusionError;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
+use crate::Result;
+use crate::lazy::LazyViewSchema;
 use crate::views::sql_header;
-use crate::{Error, Result};
 
 /// A compliance control or detection: where its SQL lives, and the SQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,13 +171,10 @@ impl Control {
     }
 }
 
-/// Creates every control's view and the `compliance_controls` table.
-pub(crate) async fn register(ctx: &SessionContext) -> Result<()> {
+/// Adds every control's view (planned on first use) and the `compliance_controls` table.
+pub(crate) fn register(ctx: &SessionContext, schema: &LazyViewSchema) -> Result<()> {
     for c in CONTROLS {
-        ctx.sql(c.sql).await.map_err(|source| Error::Control {
-            view: c.view.to_owned(),
-            source,
-        })?;
+        schema.add_pending(c.view, format!("compliance control {}", c.view), c.sql);
     }
     let text = |f: &dyn Fn(&Control) -> Option<String>| {
         Arc::new(CONTROLS.iter().map(f).collect::<StringArray>())

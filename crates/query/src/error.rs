@@ -13,23 +13,9 @@ pub enum Error {
     Internal(String),
     #[error(transparent)]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
-    /// A view shipped in `sql/` does not plan: a bug.
-    #[error("built-in view {name} does not plan: {source}")]
-    View {
-        name: String,
-        #[source]
-        source: datafusion::error::DataFusionError,
-    },
     /// The scope configuration is wrong: the user's input. `origin` is the file (or "TOML").
     #[error("scope configuration {origin}: {message}")]
     Scope { origin: String, message: String },
-    /// A compliance control shipped in `sql/compliance/` does not plan: a bug.
-    #[error("compliance control {view} does not plan: {source}")]
-    Control {
-        view: String,
-        #[source]
-        source: datafusion::error::DataFusionError,
-    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

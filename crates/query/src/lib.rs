@@ -14,6 +14,7 @@
 
 pub mod compliance;
 mod error;
+mod lazy;
 pub mod maintain;
 pub mod scope;
 mod session;

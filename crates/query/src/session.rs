@@ -1,12 +1,14 @@
 use std::sync::Arc;
 
 use auditlake_store::Store;
+use datafusion::catalog::SchemaProvider;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use crate::lazy::LazyViewSchema;
 use crate::scope::Scope;
 use crate::table::AuditEventsTable;
 use crate::views::VIEWS;
@@ -25,15 +27,19 @@ pub struct QueryOptions {
     pub scope: Scope,
 }
 
-/// A DataFusion session over one store.
+/// A DataFusion session over one store. Clones share the session (its tables, views and memory
+/// pool).
+#[derive(Clone)]
 pub struct AuditSession {
     ctx: SessionContext,
     store: Store,
+    schema: Arc<LazyViewSchema>,
 }
 
 impl AuditSession {
     /// Registers `audit_events`, the `scope` table and functions, the built-in views, the
-    /// compliance controls and `compliance_controls`. Touches no data file.
+    /// compliance controls and `compliance_controls`. Touches no data file. The views are planned
+    /// when a query first names them ([`LazyViewSchema`]); [`AuditSession::plan_views`] plans all.
     pub async fn open(store: Store, opts: &QueryOptions) -> Result<Self> {
         let mut config = SessionConfig::new()
             .with_information_schema(true)
@@ -53,6 +59,12 @@ impl AuditSession {
         }
         let runtime = runtime.build_arc()?;
         let mut ctx = SessionContext::new_with_config_rt(config, runtime);
+        let schema = Arc::new(LazyViewSchema::new());
+        let weak = ctx.state_weak_ref();
+        schema.set_state(Box::new(move || weak.upgrade().map(|s| s.read().clone())));
+        ctx.catalog("auditlake")
+            .ok_or_else(|| Error::Internal("no default catalog".into()))?
+            .register_schema("public", Arc::clone(&schema) as _)?;
         ctx.register_object_store(&store.object_store_url(), store.object_store());
         datafusion_functions_json::register_all(&mut ctx)?;
 
@@ -61,15 +73,17 @@ impl AuditSession {
 
         opts.scope.register(&ctx)?;
 
-        let this = Self { ctx, store };
         for v in VIEWS {
-            this.ctx.sql(v.sql).await.map_err(|source| Error::View {
-                name: v.name.to_owned(),
-                source,
-            })?;
+            schema.add_pending(v.name, format!("built-in view {}", v.name), v.sql);
         }
-        crate::compliance::register(&this.ctx).await?;
-        Ok(this)
+        crate::compliance::register(&ctx, &schema)?;
+        Ok(Self { ctx, store, schema })
+    }
+
+    /// Plans every built-in view and compliance control now, instead of on first use: an error
+    /// here is a bug in a shipped SQL file.
+    pub async fn plan_views(&self) -> Result<()> {
+        Ok(self.schema.plan_all().await?)
     }
 
     pub fn context(&self) -> &SessionContext {
@@ -95,7 +109,15 @@ impl AuditSession {
         split_statements(sql)
     }
 
-    /// Names of the tables and views, and the columns of each, for completion and `\d`.
+    /// Names of the tables and views, without planning any view (cheap).
+    pub fn table_names(&self) -> Vec<String> {
+        let mut names = self.schema.table_names();
+        names.sort();
+        names
+    }
+
+    /// Names of the tables and views, and the columns of each, for completion and `\d`. This
+    /// plans every view not yet planned (about 50 ms).
     pub async fn catalog(&self) -> Result<Vec<(String, String, Vec<(String, String)>)>> {
         let mut out = Vec::new();
         let state = self.ctx.state();
@@ -226,5 +248,77 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    async fn names(session: &super::AuditSession, sql: &str) -> Vec<String> {
+        use datafusion::arrow::array::AsArray;
+        let batches = session.sql(sql).await.unwrap().collect().await.unwrap();
+        let mut out = Vec::new();
+        for b in batches {
+            let col = datafusion::arrow::compute::cast(
+                b.column(0),
+                &datafusion::arrow::datatypes::DataType::Utf8,
+            )
+            .unwrap();
+            out.extend(
+                col.as_string::<i32>()
+                    .iter()
+                    .map(|v| v.unwrap_or("").to_owned()),
+            );
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn views_are_planned_on_first_use_and_behave_like_created_views() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = auditlake_store::Store::open(dir.path().to_str().unwrap(), &[]).unwrap();
+        let session = super::AuditSession::open(store, &super::QueryOptions::default())
+            .await
+            .unwrap();
+        // Listed before any is planned.
+        let views = names(
+            &session,
+            "SELECT table_name FROM information_schema.tables WHERE table_type = 'VIEW' AND table_schema = 'public' ORDER BY 1",
+        )
+        .await;
+        assert!(views.contains(&"secret_access".to_owned()), "{views:?}");
+        assert!(views.contains(&"pci_10_2_1_1_cde_access".to_owned()));
+        assert_eq!(
+            views.len(),
+            crate::views::VIEWS.len() + crate::CONTROLS.len(),
+            "{views:?}"
+        );
+        // A control that reads another view (audit_requests) plans both on first use.
+        assert_eq!(
+            names(
+                &session,
+                "SELECT CAST(count(*) AS VARCHAR) FROM cis_5_1_1_cluster_admin"
+            )
+            .await
+            .len(),
+            1
+        );
+        // A user's view, and replacing a built-in one, work as with any DataFusion schema.
+        session
+            .sql("CREATE VIEW mine AS SELECT user_name FROM secret_access")
+            .await
+            .unwrap();
+        assert_eq!(names(&session, "SELECT user_name FROM mine").await.len(), 0);
+        let err = session
+            .sql("CREATE VIEW pod_exec AS SELECT 1 AS x")
+            .await
+            .err()
+            .expect("an existing built-in view is not silently replaced");
+        assert!(err.to_string().contains("already exists"), "{err}");
+        session
+            .sql("CREATE OR REPLACE VIEW pod_exec AS SELECT 'x' AS y")
+            .await
+            .unwrap();
+        assert_eq!(names(&session, "SELECT y FROM pod_exec").await, vec!["x"]);
+        session
+            .plan_views()
+            .await
+            .expect("every shipped view plans");
     }
 }

@@ -308,8 +308,7 @@ mod tests {
         let err = session
             .sql("CREATE VIEW pod_exec AS SELECT 1 AS x")
             .await
-            .err()
-            .expect("an existing built-in view is not silently replaced");
+            .expect_err("an existing built-in view is not silently replaced");
         assert!(err.to_string().contains("already exists"), "{err}");
         session
             .sql("CREATE OR REPLACE VIEW pod_exec AS SELECT 'x' AS y")

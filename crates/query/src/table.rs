@@ -28,17 +28,31 @@ use datafusion::physical_plan::empty::EmptyExec;
 #[derive(Debug)]
 pub struct AuditEventsTable {
     store: Store,
+    /// The table's columns: the files' (with strings as Utf8View) and the partition column.
     schema: SchemaRef,
+    /// What the scan reads from each file.
+    file_schema: SchemaRef,
     object_store_url: ObjectStoreUrl,
 }
 
 impl AuditEventsTable {
     pub fn new(store: Store) -> Result<Self> {
+        // Strings are read as Utf8View: a dictionary-encoded column (user_name, verb, resource…)
+        // then decodes to views into the dictionary page instead of copying every value, which
+        // made GROUP BY user_name over 10M events 1.45x slower than DuckDB (measured).
         let mut fields: Vec<Field> = audit_events_schema()
             .fields()
             .iter()
-            .map(|f| f.as_ref().clone())
+            .map(|f| {
+                let f = f.as_ref().clone();
+                if f.data_type() == &DataType::Utf8 {
+                    f.with_data_type(DataType::Utf8View)
+                } else {
+                    f
+                }
+            })
             .collect();
+        let file_schema = Arc::new(Schema::new(fields.clone()));
         fields.extend(
             PARTITION_COLUMNS
                 .iter()
@@ -48,6 +62,7 @@ impl AuditEventsTable {
         Ok(Self {
             store,
             schema: Arc::new(Schema::new(fields)),
+            file_schema,
             object_store_url,
         })
     }
@@ -246,7 +261,7 @@ impl TableProvider for AuditEventsTable {
             .map(|g| FileGroup::new(g.1))
             .collect();
         let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
-        let table_schema = TableSchema::builder(audit_events_schema())
+        let table_schema = TableSchema::builder(Arc::clone(&self.file_schema))
             .with_table_partition_cols(
                 PARTITION_COLUMNS
                     .iter()

@@ -13,6 +13,7 @@
 //! Maintenance (compaction, retention) is in [`maintain`].
 
 pub mod compliance;
+pub mod count_by;
 mod error;
 mod lazy;
 pub mod maintain;

@@ -4,10 +4,12 @@ use auditlake_store::Store;
 use datafusion::catalog::SchemaProvider;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use crate::count_by::CountByStringRule;
 use crate::lazy::LazyViewSchema;
 use crate::scope::Scope;
 use crate::table::AuditEventsTable;
@@ -58,7 +60,13 @@ impl AuditSession {
             runtime = runtime.with_memory_limit(limit, 1.0);
         }
         let runtime = runtime.build_arc()?;
-        let mut ctx = SessionContext::new_with_config_rt(config, runtime);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(CountByStringRule))
+            .build();
+        let mut ctx = SessionContext::new_with_state(state);
         let schema = Arc::new(LazyViewSchema::new());
         let weak = ctx.state_weak_ref();
         schema.set_state(Box::new(move || weak.upgrade().map(|s| s.read().clone())));

@@ -40,6 +40,12 @@ fn the_repl_as_a_user_drives_it() {
     p.send("\t").unwrap();
     p.send_line(" IS NOT NULL;").unwrap();
     p.exp_string("(1 row)").unwrap();
+    // ... and of a view's name (views are planned lazily; their names are there from the start).
+    p.send("SELECT count(*) AS views_n FROM pod_exe").unwrap();
+    p.send("\t").unwrap();
+    p.send_line(";").unwrap();
+    p.exp_string("views_n").unwrap();
+    p.exp_string("(1 row)").unwrap();
 
     // A syntax error, then a good query: the shell goes on.
     p.send_line("SELEC oops;").unwrap();

@@ -468,3 +468,76 @@ fn duckdb_reads_the_store_directly() {
     assert_eq!(o["n"], 15_000);
     assert_eq!(o["parts"], 2);
 }
+
+/// Spark reads the store with the DDL the README gives (the README's own `sql` block after "Spark
+/// SQL", pointed at a local folder): every day, every event, the same first and last timestamps.
+/// The store is ingested twice and compacted first, so `_staging/` and `_commits/` exist and must
+/// be ignored. `scripts/test` installs pyspark and a Java runtime.
+#[test]
+fn spark_reads_the_store_with_the_readme_ddl() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    for (i, seed) in [41, 42].iter().enumerate() {
+        let log = generate(dir.path(), &format!("audit-{i}.log"), 4_000, 3, *seed);
+        ok(&store, &["ingest", log.to_str().unwrap()]);
+    }
+    ok(&store, &["compact"]);
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let block = readme
+        .split("Spark SQL")
+        .nth(1)
+        .and_then(|s| s.split("```sql\n").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("the README has a Spark SQL block");
+    assert!(block.contains("s3a://audit-archive/prod/"), "{block}");
+    let ddl = block.replace(
+        "s3a://audit-archive/prod/",
+        &format!("file://{}/", store.display()),
+    );
+    let script = format!(
+        r#"
+import json
+from pyspark.sql import SparkSession
+spark = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
+         .config("spark.sql.session.timeZone", "UTC")
+         .config("spark.sql.warehouse.dir", {warehouse:?}).getOrCreate())
+spark.sparkContext.setLogLevel("ERROR")
+for statement in {ddl:?}.split(";"):
+    if statement.strip():
+        spark.sql(statement)
+r = spark.sql("SELECT count(*), count(DISTINCT date), count(DISTINCT audit_id), "
+              "date_format(min(ts), 'yyyy-MM-dd HH:mm:ss.SSSSSS'), "
+              "date_format(max(ts), 'yyyy-MM-dd HH:mm:ss.SSSSSS') FROM audit_events").collect()[0]
+print(json.dumps([r[0], r[1], r[2], r[3], r[4]]))
+"#,
+        warehouse = dir.path().join("warehouse").display().to_string(),
+        ddl = ddl,
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .current_dir(dir.path())
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "Spark could not read the store (run ./scripts/test, which installs pyspark and Java): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let spark: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("one JSON line");
+    let ours = sql_ndjson(
+        &store,
+        "SELECT count(*) AS n, count(DISTINCT date) AS days, count(DISTINCT audit_id) AS ids, \
+         to_char(min(ts), '%Y-%m-%d %H:%M:%S%.6f') AS first, \
+         to_char(max(ts), '%Y-%m-%d %H:%M:%S%.6f') AS last FROM audit_events",
+    );
+    let o = &ours[0];
+    assert_eq!(o["n"], 8_000);
+    assert_eq!(
+        spark,
+        serde_json::json!([o["n"], o["days"], o["ids"], o["first"], o["last"]]),
+        "Spark vs auditlake"
+    );
+}

@@ -6,7 +6,7 @@
 
 --make generates 90 days of events (auditlake gen) and ingests them in 24 slices, so that every day
 holds 24 files, as a store fed by hourly ingest runs and never compacted would. The binary is
-target/release/auditlake.
+target/release/auditlake (or $CARGO_TARGET_DIR/release/auditlake).
 """
 import argparse
 import os
@@ -18,7 +18,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target/release/auditlake")
+BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release/auditlake")
 
 
 def once(store):

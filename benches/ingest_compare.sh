@@ -13,7 +13,7 @@ RUNS=${RUNS:-3}
 WORK=${WORK:-$(mktemp -d /tmp/auditlake-bench.XXXXXX)}
 command -v duckdb >/dev/null 2>&1 || pip install -q duckdb-cli
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release --bin auditlake >&2
-A=$PWD/target/release/auditlake
+A=${CARGO_TARGET_DIR:-$PWD/target}/release/auditlake
 M="python3 $PWD/benches/measure.py"
 LOG=$WORK/audit.log
 [ -f "$LOG" ] || $A gen --events "$EVENTS" --days "$DAYS" --seed 42 --end 2026-03-20T00:00:00Z --out "$LOG"

@@ -15,7 +15,7 @@ mismatch stops the script.
 
     benches/query_compare.py STORE [--log RAW.jsonl] [--runs 5] [--hour 2026-03-19T10] [--day 2026-03-19]
 
-The auditlake binary is target/release/auditlake (build it first); duckdb comes from
+The auditlake binary is target/release/auditlake, or $CARGO_TARGET_DIR/release/auditlake (build it first); duckdb comes from
 `pip install duckdb-cli`, jq from `apt-get install jq`.
 """
 import argparse
@@ -69,7 +69,7 @@ def main():
     ap.add_argument("--hour", default="2026-03-19T10")
     ap.add_argument("--day", default="2026-03-19")
     a = ap.parse_args()
-    al = os.path.join(ROOT, "target/release/auditlake")
+    al = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release/auditlake")
     h0 = f"{a.hour}:00:00Z"
     h1 = f"{a.hour[:11]}{int(a.hour[11:13]) + 1:02d}:00:00Z"
     d0 = f"{a.day}T00:00:00Z"

@@ -348,4 +348,90 @@ mod tests {
             .value(0);
         assert_eq!(n as usize, CONTROLS.len());
     }
+
+    /// PCI DSS 10.2.1.6 is per cluster: a cluster that goes quiet, or stops while another goes on,
+    /// is found; a cluster that logs steadily to the newest event is not.
+    #[test]
+    fn logging_gaps_are_found_per_cluster() {
+        use std::io::Write;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store =
+            auditlake_store::Store::open(dir.path().join("store").to_str().expect("utf-8"), &[])
+                .expect("store");
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let t0 = chrono::DateTime::parse_from_rfc3339("2026-06-01T00:00:00Z").expect("t0");
+        // east: every 5 minutes from 00:00 to 12:00. west: 00:00 to 03:00, silent until 05:00, then
+        // on to 08:00 and no more.
+        let clusters: [(&str, Vec<i64>); 2] = [
+            ("east", (0..=144).map(|i| i * 5).collect()),
+            ("west", (0..=36).chain(60..=96).map(|i| i * 5).collect()),
+        ];
+        for (cluster, minutes) in &clusters {
+            let path = dir.path().join(format!("{cluster}.log"));
+            let mut f = std::fs::File::create(&path).expect("log");
+            for m in minutes {
+                let ts = (t0 + chrono::Duration::minutes(*m))
+                    .to_utc()
+                    .format("%Y-%m-%dT%H:%M:%S%.6fZ");
+                writeln!(
+                    f,
+                    r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"{cluster}-{m:04}","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/kube-system/configmaps","verb":"list","user":{{"username":"system:kube-scheduler"}},"sourceIPs":["10.0.0.1"],"objectRef":{{"resource":"configmaps","namespace":"kube-system","apiVersion":"v1"}},"responseStatus":{{"code":200}},"requestReceivedTimestamp":"{ts}","stageTimestamp":"{ts}"}}"#
+                )
+                .expect("write");
+            }
+            drop(f);
+            let inputs =
+                auditlake_ingest::expand_inputs(&[path.display().to_string()]).expect("inputs");
+            let opts = auditlake_ingest::IngestOptions {
+                cluster: Some((*cluster).to_owned()),
+                ..Default::default()
+            };
+            auditlake_ingest::ingest(&store, &inputs, &opts, Arc::new(()), rt.handle())
+                .expect("ingest");
+        }
+        let rows = rt.block_on(async {
+            let session = AuditSession::open(store, &QueryOptions::default())
+                .await
+                .expect("session");
+            let batches = session
+                .sql("SELECT cluster, audit_id, reason FROM pci_10_2_1_6_logging_gaps ORDER BY cluster, ts")
+                .await
+                .expect("plans")
+                .collect()
+                .await
+                .expect("runs");
+            let mut rows = Vec::new();
+            for b in &batches {
+                let text = |i: usize| {
+                    datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8).expect("cast")
+                };
+                let (c, a, r) = (text(0), text(1), text(2));
+                let s = |x: &dyn datafusion::arrow::array::Array, row: usize| {
+                    x.as_any()
+                        .downcast_ref::<StringArray>()
+                        .expect("utf8")
+                        .value(row)
+                        .to_owned()
+                };
+                for row in 0..b.num_rows() {
+                    rows.push((s(&c, row), s(&a, row), s(&r, row)));
+                }
+            }
+            rows
+        });
+        assert_eq!(rows.len(), 2, "{rows:#?}");
+        assert_eq!(
+            (rows[0].0.as_str(), rows[0].1.as_str()),
+            ("west", "west-0180")
+        );
+        assert!(rows[0].2.contains("for 2.0 hours"), "{}", rows[0].2);
+        assert!(rows[0].2.contains("next event west-0300"), "{}", rows[0].2);
+        assert_eq!(
+            (rows[1].0.as_str(), rows[1].1.as_str()),
+            ("west", "west-0480")
+        );
+        assert!(rows[1].2.contains("audit logging stopped"), "{}", rows[1].2);
+        assert!(rows[1].2.contains("(4.0 hours)"), "{}", rows[1].2);
+    }
 }

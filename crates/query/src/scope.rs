@@ -20,15 +20,16 @@
 //! | `is_admin(user_name, user_groups)` | `admin_users`, `break_glass_users` or a group in `admin_groups` |
 //! | `is_automation(user_name, user_groups)` | `automation_users` or a group in `automation_groups` |
 //! | `in_business_hours(ts)` | `ts` falls on a business day, `start_hour <= local hour < end_hour` |
+//! | `business_local_time(ts)` | `ts` in the business-hours time zone, as text: `2026-05-04 18:30 Mon Europe/Berlin` |
 //!
 //! Patterns are globs: `*` matches any run of characters (also none, also `:`), every other
 //! character matches itself, case-sensitively (Kubernetes names are case-sensitive). A setting name
 //! that is not a literal or not known is a planning error, so a typo in a control fails when the
-//! session opens, not silently at run time.
+//! control is planned (on first use; the unit tests plan every control), not silently at run time.
 //!
 //! NULL in, NULL out is not what a control wants from a predicate: the matchers return `false` for
-//! a NULL value (a request without a user is not an administrator's), `in_business_hours(NULL)` is
-//! NULL.
+//! a NULL value (a request without a user is not an administrator's), `in_business_hours(NULL)` and
+//! `business_local_time(NULL)` are NULL.
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -357,6 +358,7 @@ impl Scope {
             Kind::IsAdmin,
             Kind::IsAutomation,
             Kind::InBusinessHours,
+            Kind::BusinessLocalTime,
         ] {
             ctx.register_udf(ScalarUDF::new_from_impl(ScopeUdf::new(
                 kind,
@@ -490,6 +492,20 @@ impl Compiled {
         self.lists.iter().find(|(n, _)| *n == name).map(|(_, p)| p)
     }
 
+    /// `micros` in the business-hours zone: `2026-05-04 18:30 Mon Europe/Berlin`.
+    fn local_time(&self, micros: i64) -> Option<String> {
+        let utc = DateTime::<Utc>::from_timestamp_micros(micros)?;
+        let local = match self.zone {
+            Zone::Fixed(z) => z
+                .from_utc_datetime(&utc.naive_utc())
+                .format("%Y-%m-%d %H:%M %a"),
+            Zone::Named(z) => z
+                .from_utc_datetime(&utc.naive_utc())
+                .format("%Y-%m-%d %H:%M %a"),
+        };
+        Some(format!("{local} {}", self.scope.business_hours.timezone))
+    }
+
     fn in_business_hours(&self, micros: i64) -> Option<bool> {
         let utc = DateTime::<Utc>::from_timestamp_micros(micros)?;
         let (day, hour) = match self.zone {
@@ -515,6 +531,7 @@ enum Kind {
     IsAdmin,
     IsAutomation,
     InBusinessHours,
+    BusinessLocalTime,
 }
 
 impl Kind {
@@ -526,6 +543,7 @@ impl Kind {
             Kind::IsAdmin => "is_admin",
             Kind::IsAutomation => "is_automation",
             Kind::InBusinessHours => "in_business_hours",
+            Kind::BusinessLocalTime => "business_local_time",
         }
     }
 }
@@ -556,7 +574,7 @@ impl Hash for ScopeUdf {
 impl ScopeUdf {
     fn new(kind: Kind, scope: Arc<Compiled>) -> Self {
         let arity = match kind {
-            Kind::Int | Kind::InBusinessHours => 1,
+            Kind::Int | Kind::InBusinessHours | Kind::BusinessLocalTime => 1,
             _ => 2,
         };
         Self {
@@ -657,6 +675,7 @@ impl ScalarUDFImpl for ScopeUdf {
     fn return_type(&self, _arg_types: &[DataType]) -> datafusion::common::Result<DataType> {
         Ok(match self.kind {
             Kind::Int => DataType::Int64,
+            Kind::BusinessLocalTime => DataType::Utf8,
             _ => DataType::Boolean,
         })
     }
@@ -671,6 +690,7 @@ impl ScalarUDFImpl for ScopeUdf {
         let (dt, nullable) = match self.kind {
             Kind::Int => (DataType::Int64, false),
             Kind::InBusinessHours => (DataType::Boolean, true),
+            Kind::BusinessLocalTime => (DataType::Utf8, true),
             _ => (DataType::Boolean, false),
         };
         Ok(Arc::new(Field::new(self.name(), dt, nullable)))
@@ -737,20 +757,28 @@ impl ScalarUDFImpl for ScopeUdf {
                         .collect::<BooleanArray>(),
                 )
             }
-            Kind::InBusinessHours => {
+            Kind::InBusinessHours | Kind::BusinessLocalTime => {
                 let array = args.args[0].to_array(rows)?;
                 let array = cast(
                     &array,
                     &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
                 )?;
                 let Some(ts) = array.as_any().downcast_ref::<TimestampMicrosecondArray>() else {
-                    return exec_err!("in_business_hours: expected a timestamp");
+                    return exec_err!("{}: expected a timestamp", self.kind.name());
                 };
-                Arc::new(
-                    ts.iter()
-                        .map(|t| t.and_then(|t| scope.in_business_hours(t)))
-                        .collect::<BooleanArray>(),
-                )
+                if self.kind == Kind::InBusinessHours {
+                    Arc::new(
+                        ts.iter()
+                            .map(|t| t.and_then(|t| scope.in_business_hours(t)))
+                            .collect::<BooleanArray>(),
+                    )
+                } else {
+                    Arc::new(
+                        ts.iter()
+                            .map(|t| t.and_then(|t| scope.local_time(t)))
+                            .collect::<StringArray>(),
+                    )
+                }
             }
         };
         // A call whose arguments were all scalars returns a scalar.

@@ -11,7 +11,7 @@
 CREATE VIEW soc2_cc7_2_off_hours_admin AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat('administrator ', user_name, ' ', verb, ' ', object_ref, ' at ', CAST(ts AS VARCHAR),
-              ' UTC, outside business hours', refused) AS reason
+              ' (', business_local_time(ts), '), outside business hours', refused) AS reason
 FROM audit_requests
 WHERE is_admin(user_name, user_groups)
   AND NOT is_automation(user_name, user_groups)

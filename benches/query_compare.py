@@ -10,7 +10,7 @@
 The SQL is the same text for auditlake and both DuckDB rows: for DuckDB, `audit_events` is a view
 with auditlake's column names, and the compliance control is auditlake's own view file
 (sql/compliance/...), with the `audit_requests` view it reads. Each figure is the median of --runs
-whole-process runs; auditlake's and DuckDB's row counts are compared on the first run and a
+whole-process runs (--json-runs and --jq-runs for the slow ones); auditlake's and DuckDB's row counts are compared on the first run and a
 mismatch stops the script.
 
     benches/query_compare.py STORE [--log RAW.jsonl] [--runs 5] [--hour 2026-03-19T10] [--day 2026-03-19]
@@ -63,12 +63,14 @@ def main():
     ap.add_argument("store")
     ap.add_argument("--log", help="the raw JSON-lines log the store was ingested from")
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--json-runs", type=int, default=1, help="runs of DuckDB over the raw JSON")
-    ap.add_argument("--jq-runs", type=int, default=1)
+    ap.add_argument("--json-runs", type=int, help="runs of DuckDB over the raw JSON (default: --runs)")
+    ap.add_argument("--jq-runs", type=int, help="runs of jq (default: --runs)")
     ap.add_argument("--jq-lines", type=int, default=1_000_000, help="jq reads this many lines, scaled")
     ap.add_argument("--hour", default="2026-03-19T10")
     ap.add_argument("--day", default="2026-03-19")
     a = ap.parse_args()
+    a.json_runs = a.json_runs or a.runs
+    a.jq_runs = a.jq_runs or a.runs
     al = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release/auditlake")
     h0 = f"{a.hour}:00:00Z"
     h1 = f"{a.hour[:11]}{int(a.hour[11:13]) + 1:02d}:00:00Z"
@@ -172,7 +174,7 @@ def main():
         else:
             cells += ["", "", "", ""]
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
-    print(f"\nmedian of {a.runs} whole-process runs each (DuckDB over JSON: {a.json_runs}); store {a.store}")
+    print(f"\nmedian of {a.runs} whole-process runs each (DuckDB over JSON: {a.json_runs}, jq: {a.jq_runs}); store {a.store}")
     if jq_input and jq_scale != 1.0:
         print(f"jq read the first {a.jq_lines:,} lines of {a.log} and its times are scaled by {jq_scale:.2f}")
         os.unlink(jq_input)

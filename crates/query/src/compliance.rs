@@ -401,24 +401,16 @@ mod tests {
                 .collect()
                 .await
                 .expect("runs");
-            let mut rows = Vec::new();
-            for b in &batches {
-                let text = |i: usize| {
-                    datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8).expect("cast")
-                };
-                let (c, a, r) = (text(0), text(1), text(2));
-                let s = |x: &dyn datafusion::arrow::array::Array, row: usize| {
-                    x.as_any()
-                        .downcast_ref::<StringArray>()
-                        .expect("utf8")
-                        .value(row)
-                        .to_owned()
-                };
-                for row in 0..b.num_rows() {
-                    rows.push((s(&c, row), s(&a, row), s(&r, row)));
-                }
-            }
-            rows
+            let (c, a, r) = (
+                crate::test_util::strings(&batches, 0),
+                crate::test_util::strings(&batches, 1),
+                crate::test_util::strings(&batches, 2),
+            );
+            c.into_iter()
+                .zip(a)
+                .zip(r)
+                .map(|((c, a), r)| (c, a, r))
+                .collect::<Vec<_>>()
         });
         assert_eq!(rows.len(), 2, "{rows:#?}");
         assert_eq!(

@@ -26,3 +26,25 @@ pub use compliance::{CONTROLS, Control};
 pub use error::{Error, Result};
 pub use scope::Scope;
 pub use session::{AuditSession, QueryOptions};
+
+/// Helpers for the unit tests.
+#[cfg(test)]
+pub(crate) mod test_util {
+    use datafusion::arrow::array::{AsArray, RecordBatch};
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::DataType;
+
+    /// Column `col` of every batch as text ("" for NULL).
+    pub(crate) fn strings(batches: &[RecordBatch], col: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        for b in batches {
+            let text = cast(b.column(col), &DataType::Utf8).expect("cast to text");
+            out.extend(
+                text.as_string::<i32>()
+                    .iter()
+                    .map(|v| v.unwrap_or("").to_owned()),
+            );
+        }
+        out
+    }
+}

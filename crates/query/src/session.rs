@@ -119,29 +119,16 @@ impl AuditSession {
 
     /// Names of the tables and views, without planning any view (cheap).
     pub fn table_names(&self) -> Vec<String> {
-        let mut names = self.schema.table_names();
-        names.sort();
-        names
+        // Sorted and without duplicates (LazyViewSchema::table_names).
+        self.schema.table_names()
     }
 
     /// Names of the tables and views, and the columns of each, for completion and `\d`. This
     /// plans every view not yet planned (about 50 ms).
     pub async fn catalog(&self) -> Result<Vec<(String, String, Vec<(String, String)>)>> {
         let mut out = Vec::new();
-        let state = self.ctx.state();
-        let catalog = state.config().options().catalog.default_catalog.clone();
-        let schema_name = state.config().options().catalog.default_schema.clone();
-        let Some(schema) = self
-            .ctx
-            .catalog(&catalog)
-            .and_then(|c| c.schema(&schema_name))
-        else {
-            return Ok(out);
-        };
-        let mut names = schema.table_names();
-        names.sort();
-        for name in names {
-            if let Some(t) = schema.table(&name).await? {
+        for name in self.table_names() {
+            if let Some(t) = self.schema.table(&name).await? {
                 let kind = match t.table_type() {
                     datafusion::datasource::TableType::View => "view",
                     _ => "table",
@@ -259,22 +246,8 @@ mod tests {
     }
 
     async fn names(session: &super::AuditSession, sql: &str) -> Vec<String> {
-        use datafusion::arrow::array::AsArray;
         let batches = session.sql(sql).await.unwrap().collect().await.unwrap();
-        let mut out = Vec::new();
-        for b in batches {
-            let col = datafusion::arrow::compute::cast(
-                b.column(0),
-                &datafusion::arrow::datatypes::DataType::Utf8,
-            )
-            .unwrap();
-            out.extend(
-                col.as_string::<i32>()
-                    .iter()
-                    .map(|v| v.unwrap_or("").to_owned()),
-            );
-        }
-        out
+        crate::test_util::strings(&batches, 0)
     }
 
     #[tokio::test]

@@ -35,6 +35,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{Column, Literal};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
@@ -57,6 +58,9 @@ pub struct CountByStringExec {
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
+    /// The aggregation this stands for: a new input goes through it again, so that the
+    /// properties (partitioning mapped to the output columns) stay DataFusion's.
+    aggregate: Arc<dyn ExecutionPlan>,
 }
 
 impl DisplayAs for CountByStringExec {
@@ -92,21 +96,13 @@ impl ExecutionPlan for CountByStringExec {
 
     fn with_new_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let (Some(input), true) = (children.pop(), children.is_empty()) else {
-            return Err(DataFusionError::Internal(
-                "CountByStringExec has one child".into(),
-            ));
-        };
-        Ok(Arc::new(Self {
-            input,
-            group: Arc::clone(&self.group),
-            counts: self.counts,
-            schema: Arc::clone(&self.schema),
-            properties: Arc::clone(&self.properties),
-            metrics: ExecutionPlanMetricsSet::new(),
-        }))
+        let aggregate = Arc::clone(&self.aggregate).replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )?;
+        Ok(rewrite(&aggregate).map_or(aggregate, |exec| Arc::new(exec) as _))
     }
 
     fn execute(
@@ -276,14 +272,9 @@ impl PhysicalOptimizerRule for CountByStringRule {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            let Some(agg) = node.downcast_ref::<AggregateExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            match rewrite(agg) {
-                Some(exec) => Ok(Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>)),
-                None => Ok(Transformed::no(node)),
-            }
+        plan.transform_up(|node| match rewrite(&node) {
+            Some(exec) => Ok(Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>)),
+            None => Ok(Transformed::no(node)),
         })
         .map(|t| t.data)
     }
@@ -297,7 +288,8 @@ impl PhysicalOptimizerRule for CountByStringRule {
     }
 }
 
-fn rewrite(agg: &AggregateExec) -> Option<CountByStringExec> {
+fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Option<CountByStringExec> {
+    let agg = node.downcast_ref::<AggregateExec>()?;
     if *agg.mode() != AggregateMode::Partial
         || agg.limit_options().is_some()
         || !agg.dynamic_expressions_produced().is_empty()
@@ -342,6 +334,7 @@ fn rewrite(agg: &AggregateExec) -> Option<CountByStringExec> {
         schema,
         properties: Arc::clone(agg.properties()),
         metrics: ExecutionPlanMetricsSet::new(),
+        aggregate: Arc::clone(node),
     })
 }
 
@@ -470,5 +463,33 @@ mod tests {
         assert!(plan.contains("CountByStringExec"), "{plan}");
         assert_eq!(a, answer(&context(false, parts), sql).await.0);
         assert!(a.contains("| 100000 | 180000 |"), "{a}");
+    }
+
+    #[tokio::test]
+    async fn a_new_child_goes_through_the_aggregation_again() {
+        let ctx = context(true, batches());
+        let df = ctx
+            .sql("SELECT k, count(*) AS n FROM t GROUP BY k")
+            .await
+            .unwrap();
+        let plan = df.create_physical_plan().await.unwrap();
+        let mut found = None;
+        let mut stack = vec![plan];
+        while let Some(p) = stack.pop() {
+            if p.name() == "CountByStringExec" {
+                found = Some(Arc::clone(&p));
+            }
+            stack.extend(p.children().into_iter().cloned());
+        }
+        let exec = found.expect("the rule fired");
+        let child = Arc::clone(exec.children()[0]);
+        #[expect(deprecated)]
+        let again = Arc::clone(&exec).with_new_children(vec![child]).unwrap();
+        assert_eq!(again.name(), "CountByStringExec");
+        assert_eq!(again.schema(), exec.schema());
+        assert_eq!(
+            again.properties().partitioning.partition_count(),
+            exec.properties().partitioning.partition_count()
+        );
     }
 }

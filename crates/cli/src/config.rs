@@ -8,6 +8,11 @@
 //! max_age = "400d"     # delete days entirely older than this (d, w, h, or y = 365 days)
 //! slim_after = "90d"   # drop request/response bodies of days older than this
 //!
+//! [[redact.rules]]     # credentials in a cluster's own resources, beside the built-in rules
+//! resource = "databases"
+//! group = "db.example.com"
+//! paths = ["/spec/password", "/**/credentials/*"]
+//!
 //! [scope]              # who and what the compliance controls look at (sql/compliance/README.md)
 //! cde_namespaces = ["payments", "card-*"]
 //! ```
@@ -25,6 +30,16 @@ pub struct Config {
     pub scope: auditlake_query::Scope,
     /// Scheduled reports, run by `auditlake schedule`.
     pub schedule: Vec<crate::schedule::Schedule>,
+    /// Redaction rules added to the built-in ones (Secrets, TokenReviews, TokenRequests).
+    pub redact: Redact,
+}
+
+/// `[[redact.rules]]`: `resource` (plural, optionally `resource/subresource`), `group`, `kind`,
+/// and `paths`, JSON pointers with `*` and `**` segments.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Redact {
+    pub rules: Vec<auditlake_model::redact::RedactRule>,
 }
 
 #[derive(Debug, Default, Deserialize)]

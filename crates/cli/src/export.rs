@@ -30,7 +30,7 @@ pub struct Args {
 
 pub fn run(store: &str, args: Args) -> Result<ExitCode> {
     let (from, to) = parse_bounds(args.from.as_deref(), args.to.as_deref())?;
-    let store = crate::open_store(store)?;
+    let store = crate::open_existing_store(store)?;
     let rt = crate::runtime()?;
     let mut out: Box<dyn Write> = match &args.out {
         Some(p) => Box::new(BufWriter::new(

@@ -17,11 +17,11 @@ pub struct Args {
     /// The cluster these events come from (stored in the `cluster` column).
     #[arg(long, env = "AUDITLAKE_CLUSTER")]
     cluster: Option<String>,
-    /// Resources whose request/response bodies have `data`/`stringData` values redacted
-    /// (repeatable; replaces the default, which is `secrets`).
+    /// Also redact the `data`/`stringData` values of this resource's bodies, as for Secrets
+    /// (repeatable; the built-in rules and the config file's `[[redact.rules]]` stay).
     #[arg(long = "redact-resource", value_name = "RESOURCE")]
     redact_resources: Vec<String>,
-    /// Store Secret values as they are. Think twice.
+    /// Store credentials (Secret values, tokens) as they are. Think twice.
     #[arg(long, conflicts_with = "redact_resources")]
     no_redact: bool,
     /// Memory for decoded events waiting to be written, in MiB.
@@ -43,7 +43,7 @@ impl Progress for Bar {
     }
 }
 
-pub fn run(store: &str, args: Args) -> Result<ExitCode> {
+pub fn run(store: &str, config: crate::config::Config, args: Args) -> Result<ExitCode> {
     let inputs = expand_inputs(&args.paths)?;
     let store = crate::open_store(store)?;
     let rt = crate::runtime()?;
@@ -58,8 +58,17 @@ pub fn run(store: &str, args: Args) -> Result<ExitCode> {
     }
     if args.no_redact {
         opts.decode.redact = RedactOptions::disabled();
-    } else if !args.redact_resources.is_empty() {
-        opts.decode.redact.resources = args.redact_resources;
+    } else {
+        let mut rules = config.redact.rules;
+        rules.extend(
+            args.redact_resources
+                .iter()
+                .map(|r| RedactOptions::secret_like(r)),
+        );
+        opts.decode.redact = RedactOptions::default()
+            .with_rules(rules)
+            .map_err(anyhow::Error::msg)
+            .context("invalid [[redact.rules]] in the config file")?;
     }
     let progress: Arc<dyn Progress> = if crate::stderr_is_tty() {
         let total: u64 = inputs.iter().filter_map(|i| i.size()).sum();
@@ -98,6 +107,12 @@ pub fn run(store: &str, args: Args) -> Result<ExitCode> {
         secs,
         summary.read as f64 / secs.max(1e-9),
     );
+    if summary.reused_ids > 0 {
+        eprintln!(
+            "{} stored event(s) carry the audit ID and stage of a distinct event: see the audit_id_reuse detection",
+            summary.reused_ids
+        );
+    }
     if summary.rejected > 0 {
         for p in &summary.rejected_paths {
             eprintln!("rejected input kept in {p}");

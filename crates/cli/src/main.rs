@@ -80,6 +80,13 @@ fn open_store(location: &str) -> Result<Store> {
         .with_context(|| format!("cannot open the store {location}"))
 }
 
+/// Opens a store that must exist (every command but `ingest`): a typo'd path is an error, not an
+/// empty store.
+fn open_existing_store(location: &str) -> Result<Store> {
+    Store::open_existing(location, &store_options())
+        .with_context(|| format!("cannot open the store {location}"))
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -101,7 +108,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Ingest(args) => ingest::run(&cli.store, args),
+        Command::Ingest(args) => {
+            let (config, _) = config::Config::load(cli.config.as_deref())?;
+            ingest::run(&cli.store, config, args)
+        }
         Command::Export(args) => export::run(&cli.store, args),
         Command::Gen(args) => generate::run(args),
         Command::Sql(args) => {

@@ -52,7 +52,7 @@ fn mb(bytes: u64) -> f64 {
 }
 
 pub fn compact(store: &str, args: CompactArgs) -> Result<ExitCode> {
-    let store = crate::open_store(store)?;
+    let store = crate::open_existing_store(store)?;
     let rt = crate::runtime()?;
     let opts = RewriteOptions {
         target_file_bytes: args.target_mb.max(1) << 20,
@@ -105,7 +105,7 @@ pub fn retain(store: &str, config: &Config, args: RetainArgs) -> Result<ExitCode
         Some(t) => parse_time(t)?,
         None => chrono::Utc::now().timestamp_micros(),
     };
-    let store = crate::open_store(store)?;
+    let store = crate::open_existing_store(store)?;
     let rt = crate::runtime()?;
     let opts = RewriteOptions {
         dry_run: args.dry_run,
@@ -147,6 +147,17 @@ pub fn retain(store: &str, config: &Config, args: RetainArgs) -> Result<ExitCode
             mb(s.bytes_after_slimming)
         ),
         _ => println!("{verb} nothing"),
+    }
+    if s.deleted_rejected > 0 {
+        let verb = if args.dry_run {
+            "would delete"
+        } else {
+            "deleted"
+        };
+        println!(
+            "{verb} {} part(s) of the rejected-events area older than the maximum age",
+            s.deleted_rejected
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -487,7 +487,7 @@ pub fn run(store: &str, config: &Config, args: Args) -> Result<ExitCode> {
         to,
         max_evidence: args.max_evidence,
     };
-    let store = crate::open_store(store)?;
+    let store = crate::open_existing_store(store)?;
     let rt = crate::runtime()?;
     let opts = QueryOptions {
         scope: config.scope.clone(),

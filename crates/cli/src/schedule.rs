@@ -163,7 +163,7 @@ pub fn run(store: &str, config: &Config, args: Args) -> Result<ExitCode> {
     for s in &schedules {
         s.validate()?;
     }
-    let store = crate::open_store(store)?;
+    let store = crate::open_existing_store(store)?;
     let rt = crate::runtime()?;
     if args.run_now {
         let now = Utc::now();

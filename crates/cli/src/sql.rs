@@ -71,7 +71,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
 }
 
 pub fn run(store: &str, scope: auditlake_query::Scope, args: Args) -> Result<ExitCode> {
-    let store = crate::open_store(store)?;
+    let store = crate::open_existing_store(store)?;
     let rt = crate::runtime()?;
     let opts = QueryOptions {
         memory_limit: args.memory_limit,
@@ -141,13 +141,35 @@ pub async fn run_statement(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<usize> {
-    let df = session.sql(sql).await?;
-    let schema = df.schema().as_arrow().clone();
-    let mut stream = df.execute_stream().await?;
+    // A file listed at planning may be removed by a compaction that commits meanwhile: plan again
+    // (a new file list) as long as nothing has been printed.
+    let mut attempt = 0;
+    let (schema, mut stream, first) = loop {
+        let planned = async {
+            let df = session.sql(sql).await?;
+            let schema = df.schema().as_arrow().clone();
+            let mut stream = df.execute_stream().await?;
+            let first = stream.next().await.transpose()?;
+            Ok::<_, auditlake_query::Error>((schema, stream, first))
+        }
+        .await;
+        match planned {
+            Err(auditlake_query::Error::DataFusion(e))
+                if attempt < 3 && auditlake_query::is_not_found(&e) =>
+            {
+                attempt += 1;
+            }
+            other => break other?,
+        }
+    };
     let mut batches = Vec::new();
     let mut rows = 0;
     let mut printer = Printer::new(format, out, std::sync::Arc::new(schema.clone()));
-    while let Some(b) = stream.next().await {
+    let mut next = first;
+    while let Some(b) = match next.take() {
+        Some(b) => Some(Ok(b)),
+        None => stream.next().await,
+    } {
         let b = b?;
         rows += b.num_rows();
         if format == Format::Table {

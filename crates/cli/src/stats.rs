@@ -28,7 +28,7 @@ ORDER BY ev.date, ev.cluster";
 
 /// Events, files and bytes per day and cluster; oldest and newest event; hours without data.
 pub fn run(store: &str, args: Args) -> Result<ExitCode> {
-    let store = crate::open_store(store)?;
+    let store = crate::open_existing_store(store)?;
     let rt = crate::runtime()?;
     let partitions = rt.block_on(store.partitions(None))?;
     // A partition is a day: its files and bytes are the day's.

@@ -60,10 +60,24 @@ pub fn testdata(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// `../shared/samples` beside the project, when it is there.
+/// `../shared/samples` beside the project. Missing, the tests that read it fail, unless
+/// `AUDITLAKE_SKIP_SAMPLES=1` says to skip them (then they say so on stderr): a silent skip
+/// would pass without checking anything.
 pub fn samples() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/samples");
-    p.is_dir().then_some(p)
+    if p.is_dir() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var("AUDITLAKE_SKIP_SAMPLES").is_ok_and(|v| v == "1"),
+        "{} is missing: put ../shared beside the project, or set AUDITLAKE_SKIP_SAMPLES=1 to skip",
+        p.display()
+    );
+    eprintln!(
+        "SKIPPED: {} is missing and AUDITLAKE_SKIP_SAMPLES=1",
+        p.display()
+    );
+    None
 }
 
 /// Generates `events` events over `days` days ending at a fixed time (deterministic).

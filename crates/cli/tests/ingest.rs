@@ -278,7 +278,6 @@ fn pretty_eventlist_and_stdin() {
 #[test]
 fn every_plain_sample_event_ingests_without_rejection() {
     let Some(samples) = samples() else {
-        eprintln!("../shared/samples not present: nothing to check");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -539,5 +538,244 @@ print(json.dumps([r[0], r[1], r[2], r[3], r[4]]))
         spark,
         serde_json::json!([o["n"], o["days"], o["ids"], o["first"], o["last"]]),
         "Spark vs auditlake"
+    );
+}
+
+// Hostile input: a line cut short, a 200 MB line, deep nesting, a large pretty-printed document.
+// Each costs one reject at most, never the good events around it, and never much memory.
+
+/// Every record of the store's `_rejected/` area.
+fn rejected_records(store: &std::path::Path) -> Vec<Value> {
+    std::fs::read_dir(store.join("_rejected"))
+        .unwrap()
+        .flat_map(|e| json_lines(&std::fs::read_to_string(e.unwrap().path()).unwrap()))
+        .collect()
+}
+
+/// Runs `auditlake --store <store> ingest <args>` and measures the peak resident memory of the
+/// process in KiB: with `/usr/bin/time -v` when present, else by polling `VmHWM` in
+/// `/proc/<pid>/status` while it runs.
+fn ingest_measured(store: &std::path::Path, args: &[&str]) -> (std::process::Output, u64) {
+    let time = std::path::Path::new("/usr/bin/time");
+    if time.exists() {
+        let out = std::process::Command::new(time)
+            .arg("-v")
+            .arg(env!("CARGO_BIN_EXE_auditlake"))
+            .env_remove("AUDITLAKE_STORE")
+            .env("NO_COLOR", "1")
+            .arg("--store")
+            .arg(store)
+            .arg("ingest")
+            .args(args)
+            .output()
+            .expect("run auditlake under /usr/bin/time");
+        let err = stderr(&out);
+        let kib = err
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("Maximum resident set size (kbytes): ")
+            })
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no peak RSS from /usr/bin/time in {err}"));
+        return (out, kib);
+    }
+    let mut child = bin()
+        .arg("--store")
+        .arg(store)
+        .arg("ingest")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run auditlake");
+    let status = format!("/proc/{}/status", child.id());
+    let mut kib = 0;
+    let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        let mut e = Vec::new();
+        std::io::Read::read_to_end(&mut se, &mut e).unwrap();
+        e
+    });
+    let mut o = Vec::new();
+    let out_reader = std::thread::spawn(move || {
+        std::io::Read::read_to_end(&mut so, &mut o).unwrap();
+        o
+    });
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(s) = std::fs::read_to_string(&status) {
+            let hwm = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+            kib = kib.max(hwm.unwrap_or(0));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = child.wait().unwrap();
+    let out = std::process::Output {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: reader.join().unwrap(),
+    };
+    (out, kib)
+}
+
+/// The first `len` bytes of `s`, or fewer to end on a character.
+fn cut_short(s: &str, len: usize) -> &str {
+    let end = (0..=len.min(s.len()))
+        .rev()
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(0);
+    &s[..end]
+}
+
+#[test]
+fn a_first_line_cut_short_costs_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let good = std::fs::read_to_string(generate(dir.path(), "good.log", 300, 1, 61)).unwrap();
+    let first = good.lines().next().unwrap();
+    let cut = cut_short(first, first.len() / 2);
+    let input = dir.path().join("cut.log");
+    std::fs::write(&input, format!("{cut}\n{good}")).unwrap();
+    let out = run(&store, &["ingest", input.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    let s = summary(&out);
+    assert_eq!((s["stored"], s["rejected"]), (300, 1), "{err}");
+    assert!(err.contains("cut.log:1: invalid JSON"), "{err}");
+    let rejected = rejected_records(&store);
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0]["line"], 1);
+    assert!(rejected[0]["source"].as_str().unwrap().ends_with("cut.log"));
+    assert_eq!(rejected[0]["raw"], cut);
+    assert_eq!(count(&store, "SELECT count(*) FROM audit_events"), 300);
+}
+
+#[test]
+fn a_200_mb_line_is_one_reject_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let good = std::fs::read_to_string(generate(dir.path(), "good.log", 300, 1, 62)).unwrap();
+    let lines: Vec<&str> = good.lines().collect();
+    let input = dir.path().join("huge.log");
+    let head = r#"{"kind":"Event","auditID":"x","requestObject":""#;
+    let a = vec![b'a'; 1 << 20];
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+        for l in &lines[..150] {
+            writeln!(w, "{l}").unwrap();
+        }
+        w.write_all(head.as_bytes()).unwrap();
+        for _ in 0..200 {
+            w.write_all(&a).unwrap();
+        }
+        w.write_all(b"\"}\n").unwrap();
+        for l in &lines[150..] {
+            writeln!(w, "{l}").unwrap();
+        }
+    }
+    let long = head.len() + 200 * a.len() + 2;
+    let (out, kib) = ingest_measured(&store, &[input.to_str().unwrap()]);
+    let err = stderr(&out);
+    println!(
+        "peak RSS of the ingest of a {} MB line: {:.1} MiB",
+        long / 1_000_000,
+        kib as f64 / 1024.0
+    );
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    let s = summary(&out);
+    assert_eq!((s["stored"], s["rejected"]), (300, 1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "huge.log:151: line longer than the limit of 64 MiB ({long} bytes); its first KiB is kept"
+        )),
+        "{err}"
+    );
+    let rejected = rejected_records(&store);
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0]["line"], 151);
+    let raw = rejected[0]["raw"].as_str().unwrap();
+    assert_eq!(raw.len(), 1024);
+    assert!(raw.starts_with(head), "{raw}");
+    assert_eq!(count(&store, "SELECT count(*) FROM audit_events"), 300);
+    assert!(kib > 0 && kib < 1536 * 1024, "peak RSS {kib} KiB");
+}
+
+#[test]
+fn deep_nesting_on_a_line_is_one_reject() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let good = std::fs::read_to_string(generate(dir.path(), "good.log", 300, 1, 63)).unwrap();
+    let lines: Vec<&str> = good.lines().collect();
+    let open = "[".repeat(100_000);
+    let closed = format!("{open}{}", "]".repeat(100_000));
+    // Unclosed on the first line (where the JSON-lines decision looks), closed on line 102.
+    let text = format!(
+        "{open}\n{}\n{closed}\n{}\n",
+        lines[..100].join("\n"),
+        lines[100..].join("\n")
+    );
+    let input = dir.path().join("deep.log");
+    std::fs::write(&input, text).unwrap();
+    let out = run(&store, &["ingest", input.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    let s = summary(&out);
+    assert_eq!((s["stored"], s["rejected"]), (300, 2), "{err}");
+    assert!(err.contains("deep.log:1: "), "{err}");
+    assert!(err.contains("deep.log:102: "), "{err}");
+    let mut at: Vec<u64> = rejected_records(&store)
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    at.sort();
+    assert_eq!(at, vec![1, 102]);
+    assert_eq!(count(&store, "SELECT count(*) FROM audit_events"), 300);
+}
+
+/// A pretty-printed EventList of 200+ MB is streamed item by item: all of it is stored, and the
+/// ingest holds far less than the document in memory (each event carries a 6 KB annotation, to
+/// make the document large with few events).
+#[test]
+fn a_large_pretty_eventlist_is_streamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let log = generate(dir.path(), "good.log", 30_000, 1, 64);
+    let input = dir.path().join("list.json");
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+        w.write_all(
+            b"{\n  \"kind\": \"EventList\",\n  \"apiVersion\": \"audit.k8s.io/v1\",\n  \"items\": [\n",
+        )
+        .unwrap();
+        let padding = "x".repeat(6_000);
+        for (i, line) in std::fs::read_to_string(&log).unwrap().lines().enumerate() {
+            let mut e: Value = serde_json::from_str(line).unwrap();
+            e["annotations"]["example.com/padding"] = json!(padding);
+            if i > 0 {
+                w.write_all(b",\n").unwrap();
+            }
+            serde_json::to_writer_pretty(&mut w, &e).unwrap();
+        }
+        w.write_all(b"\n  ]\n}\n").unwrap();
+    }
+    let size = std::fs::metadata(&input).unwrap().len();
+    let (out, kib) = ingest_measured(&store, &["--buffer-mb", "16", input.to_str().unwrap()]);
+    let err = stderr(&out);
+    println!(
+        "peak RSS of the ingest of a {} MB pretty-printed EventList: {:.1} MiB",
+        size / 1_000_000,
+        kib as f64 / 1024.0
+    );
+    assert!(out.status.success(), "{err}");
+    let s = summary(&out);
+    assert_eq!((s["stored"], s["rejected"]), (30_000, 0), "{err}");
+    assert_eq!(count(&store, "SELECT count(*) FROM audit_events"), 30_000);
+    assert!(size > 200_000_000);
+    assert!(
+        kib * 1024 * 2 < size,
+        "peak RSS {kib} KiB for a document of {size} bytes"
     );
 }

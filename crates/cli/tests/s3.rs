@@ -170,3 +170,92 @@ fn ingest_query_export_and_dedup_on_s3() {
         stderr(&stats)
     );
 }
+
+#[test]
+fn sql_cannot_write_under_the_store_prefix_on_s3() {
+    let moto = start_moto();
+    s3_ok(
+        &moto,
+        &[
+            "ingest",
+            testdata("ingest/secret_bodies.jsonl").to_str().unwrap(),
+        ],
+    );
+    let copy = |to: &str| format!("COPY (SELECT * FROM audit_events) TO '{to}' STORED AS PARQUET");
+    // Every key under the store's prefix with its ETag (moto answers unsigned ListObjectsV2).
+    let listed = || {
+        let r = http(
+            moto.port,
+            &format!(
+                "GET /auditlake?list-type=2&prefix=clusters/prod/ HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+                moto.port
+            ),
+        )
+        .unwrap();
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        let mut keys: Vec<String> = r
+            .split("<Contents>")
+            .skip(1)
+            .map(|c| c.split("<StorageClass>").next().unwrap_or(c).to_owned())
+            .map(|c| c.replace(|ch: char| ch.is_whitespace(), ""))
+            .map(|c| {
+                // Key and ETag, not LastModified order details.
+                let key = c
+                    .split("<Key>")
+                    .nth(1)
+                    .and_then(|k| k.split("</Key>").next())
+                    .unwrap_or("")
+                    .to_owned();
+                let etag = c
+                    .split("<ETag>")
+                    .nth(1)
+                    .and_then(|k| k.split("</ETag>").next())
+                    .unwrap_or("")
+                    .to_owned();
+                format!("{key} {etag}")
+            })
+            .collect();
+        keys.sort();
+        assert!(keys.iter().any(|k| k.contains("date=2026-03-19/")), "{r}");
+        keys
+    };
+    let before = listed();
+    for to in [
+        "s3://auditlake/clusters/prod/date=2026-03-19/x.parquet",
+        "s3://auditlake/clusters/prod/_commits/forged.json",
+        "s3://auditlake/clusters/prod/x.parquet",
+        "s3://auditlake/clusters/prod/date=2031-01-01/",
+        "s3://AUDITLAKE/clusters/prod/date=2026-03-19/x.parquet",
+    ] {
+        let out = s3(&moto, &["sql", "-c", &copy(to)]);
+        assert!(!out.status.success(), "COPY to {to} must fail");
+        assert!(
+            stderr(&out).contains("refused")
+                || stderr(&out).contains("read-only")
+                || stderr(&out).contains("No suitable object store"),
+            "{to}: {}",
+            stderr(&out)
+        );
+    }
+    let ext = s3(
+        &moto,
+        &[
+            "sql",
+            "-c",
+            "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 's3://auditlake/clusters/prod/date=2026-03-19/'",
+        ],
+    );
+    assert!(!ext.status.success());
+    assert!(stderr(&ext).contains("refused"), "{}", stderr(&ext));
+    assert_eq!(listed(), before);
+    // The same bucket outside the store's prefix is somewhere else.
+    s3_ok(
+        &moto,
+        &[
+            "sql",
+            "-c",
+            "COPY (SELECT audit_id FROM audit_events) TO 's3://auditlake/exports/ids.csv' STORED AS CSV",
+        ],
+    );
+    assert_eq!(count_s3(&moto, "SELECT count(*) FROM audit_events"), 4);
+}

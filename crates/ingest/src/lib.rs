@@ -10,13 +10,20 @@
 //!                                                           atomic publish
 //! ```
 //!
-//! Memory is bounded: a few chunks in flight, the write buffer ([`IngestOptions::buffer_bytes`]),
-//! and the dedup keys (16 bytes per stored event) of the hours touched.
+//! The reader cuts JSON lines into chunks of whole lines, and streams a document spread over
+//! lines (a pretty-printed `EventList` or array) item by item into chunks of the same size;
+//! a line or item longer than [`IngestOptions::max_line_bytes`] is rejected with its first KiB
+//! rather than held.
+//!
+//! Memory is bounded whatever the input: a few chunks in flight, one line or item at most, the
+//! write buffer ([`IngestOptions::buffer_bytes`]), and the dedup keys (16 bytes per stored event)
+//! of the hours touched.
 //! A crash leaves only whole files behind; running the same ingest again stores what is missing
 //! and counts the rest as duplicates.
 
 mod error;
 mod input;
+mod lines;
 mod pipeline;
 mod rejects;
 

@@ -1,6 +1,6 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -8,13 +8,14 @@ use std::thread;
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::DataType;
+use auditlake_model::redact::mask_rejected;
 use auditlake_model::schema::col;
 use auditlake_model::{DecodeOptions, EventBatchBuilder, EventRow, decode_document};
 use auditlake_store::{Partition, RunId, Store, WriteOptions, encode_parquet};
-use serde_json::value::RawValue;
 use tokio::runtime::Handle;
 
 use crate::input::Input;
+use crate::lines::{self, Line, Streamed};
 use crate::rejects::Reject;
 use crate::{Error, Result};
 
@@ -33,9 +34,12 @@ pub struct IngestOptions {
     pub threads: usize,
     /// Lines per chunk handed to a decoder (bounded by `chunk_bytes` too).
     pub chunk_bytes: usize,
-    /// A JSON document spread over lines (a pretty-printed `EventList`) is read whole up to this
-    /// size.
-    pub max_document_bytes: usize,
+    /// The longest line, and the longest item of a document spread over lines, handed to a
+    /// decoder; a longer one is rejected with its first KiB and skipped in bounded memory, so
+    /// that one broken or hostile line costs neither memory nor the good events around it.
+    /// Documents themselves have no size limit: they are streamed item by item
+    /// (see `lines::stream_document` for why).
+    pub max_line_bytes: usize,
     /// Dedup keys (16 bytes each, plus hash-set overhead) held for days already written before
     /// the keys of idle days are dropped.
     pub max_dedup_keys: usize,
@@ -51,7 +55,7 @@ impl Default for IngestOptions {
             write: WriteOptions::default(),
             threads: thread::available_parallelism().map_or(2, |n| n.get()),
             chunk_bytes: 2 << 20,
-            max_document_bytes: 512 << 20,
+            max_line_bytes: 64 << 20,
             max_dedup_keys: 4_000_000,
         }
     }
@@ -64,7 +68,11 @@ pub struct IngestSummary {
     /// Events (and rejected inputs) read.
     pub read: u64,
     pub stored: u64,
+    /// Exact copies of events already stored or read earlier in the run, dropped.
     pub duplicates: u64,
+    /// Distinct events that carry the audit ID and stage of another (stored, and listed by the
+    /// `audit_id_reuse` detection).
+    pub reused_ids: u64,
     pub rejected: u64,
     pub files_written: u64,
     pub bytes_written: u64,
@@ -92,10 +100,31 @@ const REJECT_PART_BYTES: usize = 16 << 20;
 /// A piece of input handed to a decoder.
 struct Chunk {
     source: Arc<str>,
-    first_line: u64,
-    data: Vec<u8>,
-    /// A whole JSON document (or a stream of them) spread over lines, not JSON lines.
-    document: bool,
+    kind: ChunkKind,
+}
+
+enum ChunkKind {
+    /// JSON lines, the first numbered `first_line`. A line the reader could not hand over (too
+    /// long) is blank in `data` and listed in `found`, so that line numbers stay right.
+    Lines {
+        first_line: u64,
+        data: Vec<u8>,
+        found: Vec<Found>,
+    },
+    /// JSON texts streamed out of a document spread over lines.
+    Values(Vec<lines::Value>),
+    /// Input the reader rejected itself.
+    Found(Vec<Found>),
+}
+
+/// Input the reader rejects itself (a line too long, a broken document). It goes to a decoder
+/// like any other input so that it becomes a [`Reject`] the way every other one does, through
+/// `Decoder::reject` and its masking.
+struct Found {
+    line: u64,
+    item: Option<usize>,
+    error: String,
+    raw: Vec<u8>,
 }
 
 /// What a decoder made of a chunk.
@@ -106,8 +135,15 @@ struct Decoded {
     read: u64,
 }
 
-/// The dedup key of an event: `(audit_id, stage)`; events without an audit ID (not produced by
-/// any apiserver, but possible in hand-made input) are keyed by their time and stage.
+/// The ID key of an event: `(audit_id, stage)`; events without an audit ID (not produced by any
+/// apiserver, but possible in hand-made input) are keyed by their time and stage.
+///
+/// Dedup is two steps. An event whose ID key is new is kept, at the cost of one hash. An event
+/// whose ID key was seen is compared by its content digest
+/// ([`auditlake_model::digest::content_digests`]) with every event of its day: an exact copy
+/// (a retried batch, overlapping rotations, a file ingested twice) is dropped, and a distinct
+/// event that reuses the ID (the client chose it with the `Audit-ID` header) is kept. Digests of
+/// a day are computed only once some ID of that day repeats.
 fn dedup_key(audit_id: Option<&str>, stage: Option<&str>, ts: i64) -> u128 {
     // Fixed seeds: keys are compared only within one process, but must be the same in every
     // thread of it.
@@ -174,6 +210,8 @@ impl<'o> Decoder<'o> {
             Ok(s) => (s.to_owned(), false),
             Err(_) => (String::from_utf8_lossy(raw).into_owned(), true),
         };
+        // Rejected text is kept for inspection, never with a credential in it.
+        let raw = mask_rejected(&raw, &self.opts.decode.redact);
         self.out.rejects.push(Reject {
             source: source.to_string(),
             line,
@@ -208,80 +246,50 @@ impl<'o> Decoder<'o> {
     }
 
     fn chunk(&mut self, c: &Chunk) {
-        if c.document {
-            self.document(c);
-            return;
-        }
-        for (this, raw) in (c.first_line..).zip(c.data.split(|&b| b == b'\n')) {
-            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-            if raw.iter().all(u8::is_ascii_whitespace) {
-                continue;
+        match &c.kind {
+            ChunkKind::Lines {
+                first_line,
+                data,
+                found,
+            } => self.lines(&c.source, *first_line, data, found),
+            ChunkKind::Values(values) => {
+                for v in values {
+                    self.text(&c.source, v.line, &v.text, v.item);
+                }
             }
-            match std::str::from_utf8(raw) {
-                Ok(text) => self.text(&c.source, this, text, None),
-                Err(e) => {
-                    self.out.read += 1;
-                    self.reject(&c.source, this, None, format!("not UTF-8 text: {e}"), raw);
+            ChunkKind::Found(found) => {
+                for f in found {
+                    self.found(&c.source, f);
                 }
             }
         }
     }
 
-    /// A document over many lines: a stream of JSON values, each an event, an EventList, or an
-    /// array of events.
-    fn document(&mut self, c: &Chunk) {
-        let text = match std::str::from_utf8(&c.data) {
-            Ok(t) => t,
-            Err(e) => {
-                self.out.read += 1;
-                self.reject(
-                    &c.source,
-                    c.first_line,
-                    None,
-                    format!("not UTF-8 text: {e}"),
-                    &c.data,
-                );
-                return;
+    fn found(&mut self, source: &Arc<str>, f: &Found) {
+        self.out.read += 1;
+        self.reject(source, f.line, f.item, f.error.clone(), &f.raw);
+    }
+
+    fn lines(&mut self, source: &Arc<str>, first_line: u64, data: &[u8], found: &[Found]) {
+        let mut found = found.iter().peekable();
+        for (this, raw) in (first_line..).zip(data.split(|&b| b == b'\n')) {
+            while let Some(f) = found.next_if(|f| f.line <= this) {
+                self.found(source, f);
             }
-        };
-        let line_at = |offset: usize| {
-            c.first_line
-                + text.as_bytes()[..offset.min(text.len())]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count() as u64
-        };
-        let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
-        loop {
-            let start = stream.byte_offset();
-            match stream.next() {
-                None => break,
-                Some(Ok(v)) => {
-                    let begin = start + text[start..].len() - text[start..].trim_start().len();
-                    let line = line_at(begin);
-                    match serde_json::from_str::<Vec<&RawValue>>(v.get()) {
-                        Ok(items) => {
-                            for (i, item) in items.into_iter().enumerate() {
-                                self.text(&c.source, line, item.get(), Some(i));
-                            }
-                        }
-                        Err(_) => self.text(&c.source, line, v.get(), None),
-                    }
-                }
-                Some(Err(e)) => {
-                    let rest = &text[start..];
-                    let begin = start + rest.len() - rest.trim_start().len();
+            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+            if raw.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match std::str::from_utf8(raw) {
+                Ok(text) => self.text(source, this, text, None),
+                Err(e) => {
                     self.out.read += 1;
-                    self.reject(
-                        &c.source,
-                        line_at(begin),
-                        None,
-                        format!("invalid JSON: {e}; the rest of the document is kept here"),
-                        rest.trim().as_bytes(),
-                    );
-                    break;
+                    self.reject(source, this, None, format!("not UTF-8 text: {e}"), raw);
                 }
             }
+        }
+        for f in found {
+            self.found(source, f);
         }
     }
 
@@ -293,7 +301,8 @@ impl<'o> Decoder<'o> {
     }
 }
 
-/// Reads inputs and cuts them into chunks of whole lines.
+/// Reads inputs and cuts them into chunks of whole lines, or streams the items of a document
+/// spread over lines; in bounded memory either way.
 fn read_inputs(
     inputs: &[Input],
     opts: &IngestOptions,
@@ -304,95 +313,207 @@ fn read_inputs(
         let name: Arc<str> = Arc::from(input.name());
         progress.input(&name, input.size());
         let p = Arc::clone(progress);
-        let mut r = input.open(move |n| p.bytes(n))?;
-        let io_err = |source| Error::Input {
+        let r = input.open(move |n| p.bytes(n))?;
+        let go_on = read_input(&name, r, opts, tx).map_err(|source| Error::Input {
             name: name.to_string(),
             source,
-        };
-        let mut line_no = 1u64;
-        let mut first = true;
-        loop {
-            let mut data = Vec::with_capacity(opts.chunk_bytes + (64 << 10));
-            let first_line = line_no;
-            while data.len() < opts.chunk_bytes {
-                let n = r.read_until(b'\n', &mut data).map_err(io_err)?;
-                if n == 0 {
-                    break;
-                }
-                line_no += 1;
-            }
-            if data.is_empty() {
-                break;
-            }
-            let document = first && is_multiline_document(&data);
-            first = false;
-            if document {
-                // Read the whole document; a document this large is not what the apiserver
-                // writes, so it is bounded.
-                let mut limited = std::io::Read::take(
-                    &mut r,
-                    (opts.max_document_bytes - data.len().min(opts.max_document_bytes)) as u64 + 1,
-                );
-                std::io::Read::read_to_end(&mut limited, &mut data).map_err(io_err)?;
-                if data.len() > opts.max_document_bytes {
-                    return Err(Error::Input {
-                        name: name.to_string(),
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            format!(
-                                "a JSON document spread over lines larger than {} MiB; write it as JSON lines",
-                                opts.max_document_bytes >> 20
-                            ),
-                        ),
-                    });
-                }
-            }
-            let chunk = Chunk {
-                source: Arc::clone(&name),
-                first_line,
-                data,
-                document,
-            };
-            if tx.send(chunk).is_err() {
-                // The writer stopped (it failed); its error is the one reported.
-                return Ok(());
-            }
-            if document {
-                break;
-            }
+        })?;
+        if !go_on {
+            // The writer stopped (it failed); its error is the one reported.
+            return Ok(());
         }
     }
     Ok(())
 }
 
-/// Whether an input is one JSON value spread over several lines (pretty-printed), rather than JSON
-/// lines: its first non-blank line is not a complete JSON value but the start of one.
-fn is_multiline_document(data: &[u8]) -> bool {
-    let Some(line) = data
-        .split(|&b| b == b'\n')
-        .find(|l| !l.iter().all(u8::is_ascii_whitespace))
-    else {
-        return false;
+/// Reads one input into chunks; false when the decoders are gone.
+fn read_input(
+    name: &Arc<str>,
+    mut r: Box<dyn BufRead + Send>,
+    opts: &IngestOptions,
+    tx: &SyncSender<Chunk>,
+) -> std::io::Result<bool> {
+    let send = |kind| {
+        tx.send(Chunk {
+            source: Arc::clone(name),
+            kind,
+        })
+        .is_ok()
     };
-    let Ok(text) = std::str::from_utf8(line) else {
-        return false;
-    };
-    let t = text.trim();
-    if !(t.starts_with('{') || t.starts_with('[')) {
-        return false;
-    }
-    match serde_json::from_str::<serde::de::IgnoredAny>(t) {
-        Ok(_) => false,
-        Err(e) => e.is_eof(),
+    let mut line_no = 1u64;
+    let mut first = true;
+    loop {
+        let first_line = line_no;
+        let (data, found) = read_lines(&mut r, &mut line_no, first, opts)?;
+        if data.is_empty() {
+            return Ok(true);
+        }
+        if !std::mem::take(&mut first) || !is_multiline_document(&data) {
+            if !send(ChunkKind::Lines {
+                first_line,
+                data,
+                found,
+            }) {
+                return Ok(false);
+            }
+            continue;
+        }
+        if !found.is_empty() && !send(ChunkKind::Found(found)) {
+            return Ok(false);
+        }
+        // The lines already read are the start of the document.
+        let mut doc: Box<dyn BufRead + Send> = Box::new(std::io::Cursor::new(data).chain(r));
+        let mut values = Vec::new();
+        let mut bytes = 0;
+        let streamed = lines::stream_document(&mut doc, first_line, opts.max_line_bytes, |v| {
+            bytes += v.text.len();
+            values.push(v);
+            if bytes < opts.chunk_bytes {
+                return true;
+            }
+            bytes = 0;
+            send(ChunkKind::Values(std::mem::take(&mut values)))
+        })?;
+        if !values.is_empty() && !send(ChunkKind::Values(values)) {
+            return Ok(false);
+        }
+        match streamed {
+            Streamed::End => return Ok(true),
+            Streamed::Stopped => return Ok(false),
+            Streamed::Broken {
+                line,
+                item,
+                error,
+                head,
+                next_line,
+            } => {
+                let found = Found {
+                    line,
+                    item,
+                    error,
+                    raw: head,
+                };
+                if !send(ChunkKind::Found(vec![found])) {
+                    return Ok(false);
+                }
+                // What follows is read as JSON lines: nothing is dropped unreported, and an input
+                // wrongly taken for a document loses at most a line.
+                line_no = next_line;
+                r = doc;
+            }
+        }
     }
 }
 
-/// One day's events waiting to be written.
+/// Reads whole lines for one chunk: about `chunk_bytes` of them, and at least one. The first line
+/// of an input does not count, so that the first chunk holds lines after it for
+/// [`is_multiline_document`] to look at however long the first one is.
+fn read_lines<R: BufRead + ?Sized>(
+    r: &mut R,
+    line_no: &mut u64,
+    first: bool,
+    opts: &IngestOptions,
+) -> std::io::Result<(Vec<u8>, Vec<Found>)> {
+    let capacity = opts.chunk_bytes + (64 << 10);
+    let mut data = Vec::with_capacity(capacity);
+    let mut found = Vec::new();
+    let mut budget = opts.chunk_bytes;
+    let mut kept = 0;
+    loop {
+        let before = data.len();
+        match lines::read_line(r, opts.max_line_bytes, &mut data)? {
+            Line::End => break,
+            Line::Text => {}
+            Line::TooLong { len, head } => {
+                // A blank line in its place keeps the line numbers right; the memory grown while
+                // it was read is given back.
+                data.push(b'\n');
+                data.shrink_to(capacity);
+                kept += head.len();
+                found.push(Found {
+                    line: *line_no,
+                    item: None,
+                    error: format!(
+                        "line longer than the limit of {} ({len} bytes); its first KiB is kept",
+                        lines::size_text(opts.max_line_bytes)
+                    ),
+                    raw: head,
+                });
+            }
+        }
+        if first && before == 0 {
+            budget = budget.saturating_add(data.len());
+        }
+        *line_no += 1;
+        if data.len() + kept >= budget {
+            break;
+        }
+    }
+    Ok((data, found))
+}
+
+/// Whether an input is JSON values spread over lines (a pretty-printed `EventList` or array)
+/// rather than JSON lines, judged from the first non-blank lines of its first chunk.
+///
+/// A first line that is a complete JSON value, or not the start of one, makes JSON lines. A first
+/// line cut short is either the start of a document or one broken line (a truncated event), so
+/// the lines after it decide: a line that is complete once its trailing `,` is dropped is an
+/// element of an array spread over lines (a document); a line that is a complete object by
+/// itself is the next event of JSON lines (the first line is then one reject, and the good events
+/// after it are stored). With neither (a pretty-printed single event, whose lines are `"key":
+/// value`), it is a document.
+fn is_multiline_document(data: &[u8]) -> bool {
+    const LOOK_AT: usize = 16;
+    let parse = |l: &[u8]| serde_json::from_slice::<serde::de::IgnoredAny>(l).map(|_| ());
+    let complete = |l: &[u8]| parse(l).is_ok();
+    let mut lines = data
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .filter(|l| !l.is_empty())
+        .take(LOOK_AT);
+    let Some(first) = lines.next() else {
+        return false;
+    };
+    if !(first.starts_with(b"{") || first.starts_with(b"[")) {
+        return false;
+    }
+    match parse(first) {
+        Ok(()) => return false,
+        Err(e) if !e.is_eof() => return false,
+        Err(_) => {}
+    }
+    let rest: Vec<&[u8]> = lines.collect();
+    let array_element = |l: &&[u8]| {
+        l.strip_suffix(b",")
+            .is_some_and(|l| complete(l.trim_ascii()))
+    };
+    if rest.iter().any(array_element) {
+        return true;
+    }
+    !rest.iter().any(|l| l.starts_with(b"{") && complete(l))
+}
+
+/// One day's events waiting to be written, and what dedup knows of the day.
 struct PartBuffer {
     batches: Vec<RecordBatch>,
     bytes: usize,
-    keys: HashSet<u128>,
+    /// ID keys of the day's stored events and of those kept by this run.
+    ids: HashSet<u128>,
+    /// Content digests of the same events, once some ID of the day repeated.
+    digests: Option<HashSet<u128>>,
     last_touched: u64,
+}
+
+/// Tries a read of a day's files again when a file it listed was removed meanwhile (a compaction
+/// committed between the listing and the read): the next listing shows its replacement.
+fn retry_not_found<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut attempt = 0;
+    loop {
+        match f() {
+            Err(Error::Store(e)) if e.is_not_found() && attempt < 5 => attempt += 1,
+            other => return other,
+        }
+    }
 }
 
 struct Writer<'a> {
@@ -410,15 +531,33 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// The dedup keys of what is already stored in a partition.
+    /// The stored batches of a day, only the named columns.
+    fn read_day(&self, p: &Partition, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+        retry_not_found(|| {
+            let mut out = Vec::new();
+            for f in self.rt.block_on(self.store.partition_files(p))? {
+                out.extend(self.rt.block_on(self.store.read_file(&f, Some(columns)))?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// The content digests of a day: its stored events and those buffered by this run.
+    fn day_digests(&self, p: &Partition, buffered: &[RecordBatch]) -> Result<HashSet<u128>> {
+        let columns = auditlake_model::digest::digest_columns();
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        let mut out = HashSet::new();
+        for b in self.read_day(p, &columns)?.iter().chain(buffered) {
+            out.extend(auditlake_model::digest::content_digests(b)?);
+        }
+        Ok(out)
+    }
+
+    /// The ID keys of what is already stored in a partition.
     fn stored_keys(&self, p: &Partition) -> Result<HashSet<u128>> {
         let mut keys = HashSet::new();
-        let files = self.rt.block_on(self.store.partition_files(p))?;
-        for f in files {
-            let batches = self.rt.block_on(
-                self.store
-                    .read_file(&f, Some(&[col::TS, col::AUDIT_ID, col::STAGE])),
-            )?;
+        {
+            let batches = self.read_day(p, &[col::TS, col::AUDIT_ID, col::STAGE])?;
             for b in batches {
                 let id = cast(b.column(1), &DataType::Utf8)?;
                 let stage = cast(b.column(2), &DataType::Utf8)?;
@@ -457,16 +596,50 @@ impl Writer<'_> {
                     PartBuffer {
                         batches: Vec::new(),
                         bytes: 0,
-                        keys: stored,
+                        ids: stored,
+                        digests: None,
                         last_touched: 0,
                     },
                 );
             }
+            let Some(buf) = self.parts.get(&p) else {
+                return Err(Error::Internal("partition buffer vanished".into()));
+            };
+            let repeats = {
+                let mut seen = HashSet::with_capacity(keys.len());
+                keys.iter().any(|k| buf.ids.contains(k) || !seen.insert(*k))
+            };
+            let load = repeats && buf.digests.is_none();
+            let loaded = if load {
+                Some(self.day_digests(&p, &buf.batches)?)
+            } else {
+                None
+            };
             let Some(buf) = self.parts.get_mut(&p) else {
                 return Err(Error::Internal("partition buffer vanished".into()));
             };
+            if let Some(d) = loaded {
+                buf.digests = Some(d);
+            }
             buf.last_touched = self.tick;
-            let mask: BooleanArray = keys.iter().map(|k| Some(buf.keys.insert(*k))).collect();
+            let mask: BooleanArray = match &mut buf.digests {
+                // No ID repeats and none has in this day: every event is new.
+                None => keys.iter().map(|k| Some(buf.ids.insert(*k))).collect(),
+                Some(digests) => {
+                    let batch_digests = auditlake_model::digest::content_digests(&batch)?;
+                    keys.iter()
+                        .zip(batch_digests)
+                        .map(|(k, d)| {
+                            let new_id = buf.ids.insert(*k);
+                            let new_event = digests.insert(d);
+                            if new_event && !new_id {
+                                self.summary.reused_ids += 1;
+                            }
+                            Some(new_event)
+                        })
+                        .collect()
+                }
+            };
             let kept = mask.true_count();
             self.summary.duplicates += (keys.len() - kept) as u64;
             if kept == 0 {
@@ -504,7 +677,11 @@ impl Writer<'_> {
         }
         // Keys of many days or events: drop those of idle, flushed days (re-read from their
         // files if events for them come again), so that memory stays bounded on long inputs.
-        let keys: usize = self.parts.values().map(|b| b.keys.len()).sum();
+        let keys: usize = self
+            .parts
+            .values()
+            .map(|b| b.ids.len() + b.digests.as_ref().map_or(0, HashSet::len))
+            .sum();
         if self.parts.len() > 2048 || keys > self.opts.max_dedup_keys {
             let tick = self.tick;
             self.parts
@@ -652,6 +829,199 @@ fn decode_worker(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn is_doc(text: &str) -> bool {
+        is_multiline_document(text.as_bytes())
+    }
+
+    #[test]
+    fn a_first_line_cut_short_before_good_lines_is_json_lines() {
+        let good = r#"{"kind":"Event","auditID":"a","stage":"ResponseComplete"}"#;
+        let cut = &good[..30];
+        assert!(!is_doc(&format!("{cut}\n{good}\n{good}\n")));
+        // Blank lines and a line that is not JSON in between change nothing.
+        assert!(!is_doc(&format!("\n{cut}\r\n\nnot json\n{good}\n")));
+        // 100k `[` on the first line: one broken line, not the start of a document.
+        assert!(!is_doc(&format!("{}\n{good}\n", "[".repeat(100_000))));
+        // A complete first line, as before.
+        assert!(!is_doc(&format!("{good}\n{cut}\n")));
+    }
+
+    #[test]
+    fn pretty_printed_documents_and_arrays_over_lines_are_documents() {
+        assert!(is_doc(include_str!(
+            "../../../testdata/ingest/eventlist_webhook.json"
+        )));
+        assert!(is_doc("[\n{\"a\":1},\n{\"b\":2}\n]\n"));
+        assert!(is_doc("[{\"a\":1},\n{\"b\":2},\n{\"c\":3}]\n"));
+        // A single pretty-printed event: no line decides, so a document, as before.
+        assert!(is_doc(
+            "{\n  \"kind\": \"Event\",\n  \"user\": {\n    \"username\": \"a\"\n  }\n}\n"
+        ));
+    }
+
+    /// `n` generated events, one JSON line each.
+    fn events(n: u64) -> Vec<String> {
+        let cfg = auditlake_gen::GenConfig {
+            events: n,
+            days: 1,
+            seed: 9,
+            end: chrono::DateTime::from_timestamp(1_773_964_800, 0).unwrap(),
+        };
+        let mut out = Vec::new();
+        auditlake_gen::generate(&cfg, &mut out).unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn ingest_bytes(name: &str, text: &[u8], opts: &IngestOptions) -> IngestSummary {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let store = Store::open(dir.path().join("store").to_str().unwrap(), &[]).unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        ingest(
+            &store,
+            &[Input::File(path)],
+            opts,
+            Arc::new(()),
+            rt.handle(),
+        )
+        .unwrap()
+    }
+
+    fn small() -> IngestOptions {
+        IngestOptions {
+            chunk_bytes: 16 << 10,
+            max_line_bytes: 64 << 10,
+            buffer_bytes: 1 << 20,
+            file_bytes: 256 << 10,
+            threads: 2,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_line_over_the_cap_is_one_reject_with_its_line_and_first_kib() {
+        let ev = events(40);
+        let long = format!(
+            r#"{{"kind":"Event","auditID":"x","requestObject":"{}"}}"#,
+            "a".repeat(300_000)
+        );
+        let mut text = ev[..20].join("\n");
+        text += &format!("\n{long}\r\n");
+        text += &ev[20..].join("\n");
+        let s = ingest_bytes("long.log", text.as_bytes(), &small());
+        assert_eq!((s.stored, s.rejected, s.read), (40, 1, 41));
+        let r = &s.first_rejects[0];
+        assert_eq!(r.location(), format!("{}:21", r.source));
+        assert!(r.source.ends_with("long.log"));
+        assert_eq!(
+            r.error,
+            format!(
+                "line longer than the limit of 64 KiB ({} bytes); its first KiB is kept",
+                long.len()
+            )
+        );
+        assert_eq!(r.raw, long[..1024]);
+    }
+
+    #[test]
+    fn deep_nesting_on_a_line_is_one_reject_and_nothing_overflows() {
+        let ev = events(3);
+        let open = "[".repeat(100_000);
+        let closed = format!("{open}{}", "]".repeat(100_000));
+        let nested_field = format!(r#"{{"kind":"Event","x":{closed}}}"#);
+        for first in [open.as_str(), ev[0].as_str()] {
+            let text = [first, &ev[0], &open, &ev[1], &closed, &nested_field, &ev[2]].join("\n");
+            let s = ingest_bytes("deep.log", text.as_bytes(), &small());
+            assert_eq!(s.stored, 3, "{:?}", s.first_rejects);
+            let lines: Vec<u64> = s.first_rejects.iter().map(|r| r.line).collect();
+            if first == open {
+                assert_eq!(lines, vec![1, 3, 5, 6], "{:?}", s.first_rejects);
+            } else {
+                assert_eq!(lines, vec![3, 5, 6], "{:?}", s.first_rejects);
+            }
+        }
+    }
+
+    /// Pretty-printed, the EventList spans thousands of lines and many chunks: it is streamed,
+    /// each event with the line its item starts on, in chunks of about `chunk_bytes` whatever the
+    /// size of the document (`items` before `kind`, as `jq` sorts keys, is still an EventList).
+    #[test]
+    fn a_large_pretty_eventlist_is_streamed_in_bounded_chunks() {
+        let items: Vec<serde_json::Value> = events(2_000)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let doc = serde_json::to_string_pretty(&serde_json::json!({
+            "kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {}, "items": items,
+        }))
+        .unwrap();
+        let item_lines: Vec<u64> = (1..)
+            .zip(doc.lines())
+            .filter(|(_, l)| *l == "    {")
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(item_lines.len(), 2_000);
+        let opts = small();
+        assert!(doc.len() > 50 * opts.chunk_bytes);
+        let (tx, rx) = sync_channel::<Chunk>(2);
+        let name: Arc<str> = Arc::from("list.json");
+        let (sizes, lines, read, rejects) = thread::scope(|s| {
+            let (opts, name) = (&opts, &name);
+            let reader =
+                s.spawn(move || read_input(name, Box::new(std::io::Cursor::new(doc)), opts, &tx));
+            let (mut sizes, mut lines) = (Vec::new(), Vec::new());
+            let mut d = Decoder::new(opts);
+            for c in rx.iter() {
+                let ChunkKind::Values(v) = &c.kind else {
+                    panic!("a document is handed over as values");
+                };
+                sizes.push(v.iter().map(|v| v.text.len()).sum::<usize>());
+                lines.extend(v.iter().map(|v| v.line));
+                d.chunk(&c);
+            }
+            assert!(reader.join().unwrap().unwrap());
+            (sizes, lines, d.out.read, d.out.rejects.len())
+        });
+        assert_eq!((read, rejects), (2_000, 0));
+        assert_eq!(lines, item_lines);
+        assert!(sizes.len() > 50, "{sizes:?}");
+        assert!(
+            sizes
+                .iter()
+                .all(|&n| n < opts.chunk_bytes + opts.max_line_bytes),
+            "{sizes:?}"
+        );
+    }
+
+    #[test]
+    fn a_document_broken_midway_goes_on_as_json_lines_and_keeps_the_good_events() {
+        let ev = events(31);
+        let huge = format!(
+            r#"{{"kind":"Event","auditID":"x","requestObject":"{}"}}"#,
+            "a".repeat(100_000)
+        );
+        // Past the first chunk (which the document decision reads as lines), on line 32.
+        let text = format!("[\n{},\n{huge},\n{}\n]\n", ev[..30].join(",\n"), ev[30]);
+        assert!(text.find(&huge).unwrap() > small().chunk_bytes + ev[0].len());
+        let s = ingest_bytes("doc.json", text.as_bytes(), &small());
+        let mut r = s.first_rejects.clone();
+        r.sort_by_key(|r| r.line);
+        assert_eq!((s.stored, s.rejected), (31, 2), "{r:?}");
+        assert_eq!((r[0].line, r[0].item), (32, Some(30)));
+        assert_eq!(
+            r[0].error,
+            "a value of a document longer than the limit of 64 KiB; its first KiB is kept; \
+             the input is read on as JSON lines from line 33"
+        );
+        assert_eq!(r[0].raw, huge[..1024]);
+        assert_eq!((r[1].line, r[1].item), (34, None), "the closing `]`");
+    }
 
     /// With a tiny key budget the keys of written hours are dropped and re-read from their files:
     /// dedup still holds across the whole run.

@@ -17,7 +17,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::redact::{RedactOptions, redact_body};
+use crate::redact::RedactOptions;
 use crate::schema::flags;
 use crate::time::{self, Micros};
 
@@ -759,13 +759,17 @@ impl<'a> RawDoc<'a> {
             }
         }
 
-        let redact = opts.redact.applies_to(row.resource.as_deref());
+        let by_ref = opts.redact.rules_for(
+            row.resource.as_deref(),
+            row.subresource.as_deref(),
+            row.api_group.as_deref(),
+        );
         let body = |raw: &'a RawValue| -> Cow<'a, str> {
             let text = json_text(raw);
-            if redact && let Some(r) = redact_body(&text, &opts.redact) {
-                return Cow::Owned(r);
+            match opts.redact.redact_body(&text, &by_ref) {
+                Some(r) => Cow::Owned(r),
+                None => text,
             }
-            text
         };
         row.request_object = self.request_object.map(body);
         row.response_object = self.response_object.map(body);

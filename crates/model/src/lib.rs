@@ -19,6 +19,7 @@
 
 pub mod batch;
 pub mod decode;
+pub mod digest;
 pub mod encode;
 pub mod redact;
 pub mod schema;

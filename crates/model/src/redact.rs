@@ -1,33 +1,148 @@
-//! Secret values never reach the store.
+//! Credentials never reach the store.
 //!
-//! For events on the configured resources (`secrets` by default), every value of a `data` or
-//! `stringData` map in the request and response bodies is replaced by [`REDACTED`], wherever it
-//! sits (a Secret, a SecretList's items, a strategic-merge patch), as are JSON-patch operations
-//! that write below `/data` or `/stringData`, and the `kubectl.kubernetes.io/last-applied-configuration`
-//! annotation, which holds a whole copy of the object. Keys stay, so that "which key changed" can
-//! still be answered.
+//! Redaction is driven by a table of rules ([`RedactRule`]): which events or bodies a rule covers
+//! (the `objectRef` resource, optionally with its subresource, or the body's own `kind`) and the
+//! paths inside the body whose values are replaced by [`REDACTED`]. The built-in rules
+//! ([`builtin_rules`]) cover Secrets (`data`, `stringData`, the last-applied annotation, wherever
+//! they sit: a Secret, a SecretList's items, a merge patch), TokenReviews (`spec.token`, a bearer
+//! token) and TokenRequests (`status.token`, a working service-account token); the config file
+//! adds rules for a cluster's own resources (CRDs carry credentials too).
+//!
+//! It fails closed:
+//! - a body of a covered event that cannot be parsed (cut short, nested past the parser's limit)
+//!   is replaced whole by [`REDACTED_BODY`];
+//! - a body of an event with no usable `objectRef` is judged by its `kind` (and its items' kinds);
+//! - JSON-patch operations that write at or below a redacted path have their `value` redacted;
+//! - rejected input ([`mask_rejected`]) is scanned tolerantly, as text that may be cut short: every
+//!   value under a redacted key is masked, and text that does not parse but names a covered
+//!   resource keeps only what precedes its first body.
+//!
+//! Keys stay, so that "which key changed" can still be answered.
+//!
+//! Paths are JSON pointers (`/spec/token`, `~1` for `/` and `~0` for `~` inside a key) whose
+//! segments may be `*` (any key or array index) or `**` (any depth, including none).
 
+use serde::Deserialize;
 use serde_json::Value;
 
 /// What a redacted value is replaced with.
 pub const REDACTED: &str = "<redacted by auditlake>";
 
+/// What a body that had to be redacted but could not be parsed is replaced with (as a JSON
+/// string).
+pub const REDACTED_BODY: &str = "<redacted by auditlake: a body that could not be parsed>";
+
+/// What replaces the rest of a rejected text from its first body on.
+pub const REDACTED_REST: &str =
+    "<rest removed by auditlake: unparseable text of a redacted resource>";
+
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// Which events have their bodies redacted.
+/// One redaction rule: the bodies it covers and the values in them that are replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactRule {
+    /// The plural resource of `objectRef` (`secrets`), optionally with its subresource
+    /// (`serviceaccounts/token`).
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// The API group of `objectRef` (`""` for the core group); any group when not given.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// The `kind` of a body (`Secret`; `SecretList` and the items of any list are covered too).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// JSON pointers to the values to replace, with `*` and `**` segments.
+    pub paths: Vec<String>,
+}
+
+impl RedactRule {
+    fn covers_ref(&self, resource: &str, subresource: Option<&str>, group: Option<&str>) -> bool {
+        let Some(want) = self.resource.as_deref() else {
+            return false;
+        };
+        let res_ok = match want.split_once('/') {
+            Some((r, sub)) => r == resource && subresource == Some(sub),
+            None => want == resource,
+        };
+        res_ok
+            && self
+                .group
+                .as_deref()
+                .is_none_or(|g| g == group.unwrap_or(""))
+    }
+
+    fn covers_kind(&self, kind: &str) -> bool {
+        self.kind
+            .as_deref()
+            .is_some_and(|k| kind == k || kind.strip_suffix("List") == Some(k))
+    }
+
+    /// Checks the rule's paths; names the rule by its index in errors.
+    fn validate(&self, index: usize) -> Result<(), String> {
+        if self.resource.is_none() && self.kind.is_none() {
+            return Err(format!(
+                "redaction rule {index}: give a resource, a kind, or both"
+            ));
+        }
+        if self.paths.is_empty() {
+            return Err(format!("redaction rule {index}: no paths"));
+        }
+        for p in &self.paths {
+            if !p.starts_with('/') || p.len() < 2 {
+                return Err(format!(
+                    "redaction rule {index}: path {p:?} is not a JSON pointer such as /spec/token"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn rule(resource: &str, kind: &str, paths: &[&str]) -> RedactRule {
+    RedactRule {
+        resource: Some(resource.to_owned()),
+        group: None,
+        kind: Some(kind.to_owned()),
+        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+    }
+}
+
+/// The rules every store starts with.
+pub fn builtin_rules() -> Vec<RedactRule> {
+    vec![
+        rule(
+            "secrets",
+            "Secret",
+            &[
+                "/**/data/*",
+                "/**/stringData/*",
+                "/**/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration",
+            ],
+        ),
+        rule("tokenreviews", "TokenReview", &["/**/spec/token"]),
+        rule(
+            "serviceaccounts/token",
+            "TokenRequest",
+            &["/**/status/token"],
+        ),
+    ]
+}
+
+/// Which bodies are redacted, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedactOptions {
     /// Off only when asked for explicitly.
     pub enabled: bool,
-    /// Plural resource names (`objectRef.resource`) whose bodies are redacted.
-    pub resources: Vec<String>,
+    /// The built-in rules followed by the configured ones.
+    pub rules: Vec<RedactRule>,
 }
 
 impl Default for RedactOptions {
     fn default() -> Self {
         Self {
             enabled: true,
-            resources: vec!["secrets".to_owned()],
+            rules: builtin_rules(),
         }
     }
 }
@@ -37,70 +152,338 @@ impl RedactOptions {
     pub fn disabled() -> Self {
         Self {
             enabled: false,
-            resources: Vec::new(),
+            rules: Vec::new(),
         }
     }
 
-    /// Whether bodies of an event on `resource` are redacted. Bodies of events without an
-    /// `objectRef` are checked too (their `kind` decides, see [`redact_body`]).
-    pub fn applies_to(&self, resource: Option<&str>) -> bool {
-        self.enabled
-            && match resource {
-                Some(r) => self.resources.iter().any(|x| x == r),
-                None => false,
+    /// Adds rules (from the config file, or `--redact-resource`) after checking them.
+    pub fn with_rules(mut self, rules: Vec<RedactRule>) -> Result<Self, String> {
+        let base = self.rules.len();
+        for (i, r) in rules.iter().enumerate() {
+            r.validate(base + i)?;
+        }
+        self.rules.extend(rules);
+        Ok(self)
+    }
+
+    /// A rule that redacts `data` and `stringData` of a resource, as for Secrets.
+    pub fn secret_like(resource: &str) -> RedactRule {
+        RedactRule {
+            resource: Some(resource.to_owned()),
+            group: None,
+            kind: None,
+            paths: vec!["/**/data/*".into(), "/**/stringData/*".into()],
+        }
+    }
+
+    /// The indices of the rules that cover an event on `resource`.
+    pub fn rules_for(
+        &self,
+        resource: Option<&str>,
+        subresource: Option<&str>,
+        group: Option<&str>,
+    ) -> Vec<usize> {
+        let Some(resource) = resource else {
+            return Vec::new();
+        };
+        (0..self.rules.len())
+            .filter(|&i| self.rules[i].covers_ref(resource, subresource, group))
+            .collect()
+    }
+
+    /// Whether some rule covers bodies of this `kind`: a cheap test on the raw text first.
+    fn may_name_covered_kind(&self, text: &str) -> bool {
+        // An escaped character could spell a kind without its plain letters.
+        text.contains("\\u")
+            || self
+                .rules
+                .iter()
+                .filter_map(|r| r.kind.as_deref())
+                .any(|k| text.contains(k))
+    }
+
+    /// Redacts one body (JSON text) of an event whose `objectRef` matched the rules `by_ref`
+    /// (empty: none did). Returns `None` when nothing was changed.
+    pub fn redact_body(&self, text: &str, by_ref: &[usize]) -> Option<String> {
+        if !self.enabled {
+            return None;
+        }
+        if by_ref.is_empty() && !self.may_name_covered_kind(text) {
+            return None;
+        }
+        let mut v: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            // Fail closed: a body of a covered resource (or one that may be a covered kind) that
+            // cannot be read is not kept.
+            Err(_) => return Some(Value::String(REDACTED_BODY.into()).to_string()),
+        };
+        let mut changed = false;
+        for &i in by_ref {
+            changed |= self.apply_rule(&self.rules[i], &mut v);
+        }
+        changed |= self.apply_by_kind(&mut v, 0);
+        changed.then(|| v.to_string())
+    }
+
+    /// Applies the rules whose kind is the value's own, and those of its items' kinds.
+    fn apply_by_kind(&self, v: &mut Value, depth: usize) -> bool {
+        let mut changed = false;
+        if let Some(kind) = v.get("kind").and_then(Value::as_str).map(str::to_owned) {
+            for r in self.rules.iter().filter(|r| r.covers_kind(&kind)) {
+                changed |= self.apply_rule(r, v);
             }
+        }
+        // Lists of anything (`List`, `SecretList`): each item by its own kind. Bounded: the
+        // parser's nesting limit bounds it anyway.
+        if depth < 64
+            && let Some(items) = v.get_mut("items").and_then(Value::as_array_mut)
+        {
+            for item in items {
+                changed |= self.apply_by_kind(item, depth + 1);
+            }
+        }
+        changed
     }
-}
 
-/// Redacts one body (JSON text). Returns `None` when nothing was changed.
-pub fn redact_body(text: &str, _opts: &RedactOptions) -> Option<String> {
-    let mut v: Value = serde_json::from_str(text).ok()?;
-    if redact_value(&mut v) {
-        Some(v.to_string())
-    } else {
-        None
-    }
-}
-
-fn redact_map_values(v: &mut Value) -> bool {
-    let mut changed = false;
-    match v {
-        Value::Object(m) => {
-            for val in m.values_mut() {
-                if *val != Value::String(REDACTED.into()) {
-                    *val = Value::String(REDACTED.into());
-                    changed = true;
+    fn apply_rule(&self, rule: &RedactRule, v: &mut Value) -> bool {
+        let mut changed = false;
+        for p in &rule.paths {
+            let segs = pointer_segments(p);
+            changed |= apply(&segs, v);
+            // A JSON patch: operations writing at or below the path.
+            if let Value::Array(ops) = v {
+                for op in ops.iter_mut() {
+                    changed |= redact_patch_op(&segs, op);
                 }
             }
         }
-        Value::Null => {}
-        other => {
-            *other = Value::String(REDACTED.into());
-            changed = true;
-        }
+        changed
     }
-    changed
+
+    /// The key names whose values are masked in rejected text: `data`, `stringData`, `token`,
+    /// and the last plain segment of every rule's paths.
+    fn sensitive_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = ["data", "stringData", "token", LAST_APPLIED]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        for r in &self.rules {
+            for p in &r.paths {
+                if let Some(last) = pointer_segments(p)
+                    .into_iter()
+                    .rev()
+                    .find(|s| s != "*" && s != "**")
+                    && !keys.contains(&last)
+                {
+                    keys.push(last);
+                }
+            }
+        }
+        keys
+    }
+
+    /// Words that say a text is about a covered resource or kind.
+    fn covered_names(&self) -> Vec<&str> {
+        let mut names = Vec::new();
+        for r in &self.rules {
+            if let Some(res) = r.resource.as_deref() {
+                names.push(res.split('/').next().unwrap_or(res));
+            }
+            if let Some(k) = r.kind.as_deref() {
+                names.push(k);
+            }
+        }
+        names
+    }
 }
 
-/// Walks a body; returns whether anything was replaced.
-fn redact_value(v: &mut Value) -> bool {
+/// The segments of a JSON pointer, unescaped (`~1` is `/`, `~0` is `~`).
+fn pointer_segments(p: &str) -> Vec<String> {
+    p.split('/')
+        .skip(1)
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect()
+}
+
+fn mask(v: &mut Value) -> bool {
+    if v.as_str() == Some(REDACTED) {
+        return false;
+    }
+    *v = Value::String(REDACTED.into());
+    true
+}
+
+/// Replaces what `segs` names inside `v`.
+fn apply(segs: &[String], v: &mut Value) -> bool {
+    let Some((first, rest)) = segs.split_first() else {
+        return mask(v);
+    };
+    match first.as_str() {
+        "**" => {
+            let mut changed = apply(rest, v);
+            match v {
+                Value::Object(m) => {
+                    for child in m.values_mut() {
+                        changed |= apply(segs, child);
+                    }
+                }
+                Value::Array(items) => {
+                    for child in items {
+                        changed |= apply(segs, child);
+                    }
+                }
+                _ => {}
+            }
+            changed
+        }
+        "*" => match v {
+            Value::Object(m) => {
+                let mut changed = false;
+                for child in m.values_mut() {
+                    changed |= apply(rest, child);
+                }
+                changed
+            }
+            Value::Array(items) => {
+                let mut changed = false;
+                for child in items {
+                    changed |= apply(rest, child);
+                }
+                changed
+            }
+            Value::Null => false,
+            // `data` that is a string, not a map: the whole value goes.
+            _ if rest.is_empty() => mask(v),
+            _ => false,
+        },
+        key => match v {
+            Value::Object(m) => m.get_mut(key).is_some_and(|child| apply(rest, child)),
+            Value::Array(items) => key
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| items.get_mut(i))
+                .is_some_and(|child| apply(rest, child)),
+            _ => false,
+        },
+    }
+}
+
+/// The ways a pattern can continue once `path` has been walked: `None` when some prefix of
+/// `path` already reaches the end of the pattern (the operation writes at or below a redacted
+/// value), else the rests of the pattern still to apply inside the operation's value.
+fn walk_pattern(pattern: &[String], path: &[String]) -> Option<Vec<Vec<String>>> {
+    let mut out = Vec::new();
+    if walk_into(pattern, path, &mut out) {
+        None
+    } else {
+        Some(out)
+    }
+}
+
+fn walk_into(pattern: &[String], path: &[String], out: &mut Vec<Vec<String>>) -> bool {
+    let Some((p, prest)) = pattern.split_first() else {
+        // The pattern ends at or above the path: the whole value is redacted.
+        return true;
+    };
+    let Some((s, srest)) = path.split_first() else {
+        out.push(pattern.to_vec());
+        return false;
+    };
+    match p.as_str() {
+        // Zero segments, or one more.
+        "**" => walk_into(prest, path, out) || walk_into(pattern, srest, out),
+        "*" => walk_into(prest, srest, out),
+        key => key == s && walk_into(prest, srest, out),
+    }
+}
+
+/// A JSON-patch operation (`{"op":"add","path":"/data/password","value":"..."}`).
+fn redact_patch_op(pattern: &[String], op: &mut Value) -> bool {
+    let Some(m) = op.as_object_mut() else {
+        return false;
+    };
+    let Some(path) = m.get("path").and_then(Value::as_str) else {
+        return false;
+    };
+    let segs = pointer_segments(path);
+    let Some(val) = m.get_mut("value") else {
+        return false;
+    };
+    match walk_pattern(pattern, &segs) {
+        None => mask(val),
+        Some(rests) => {
+            let mut changed = false;
+            for rest in rests {
+                changed |= apply(&rest, val);
+            }
+            changed
+        }
+    }
+}
+
+/// Masks a rejected text before it is kept. Text that parses as JSON is walked: every value under
+/// a redacted key is replaced by [`REDACTED`], as is the `value` of a JSON-patch operation whose
+/// `path` goes through a redacted key. Other text (cut short, or not JSON at all) is scanned
+/// tolerantly for the same; and if it names a covered resource or kind, everything from its first
+/// body on (`requestObject`, `responseObject`) is replaced by [`REDACTED_REST`].
+pub fn mask_rejected(raw: &str, opts: &RedactOptions) -> String {
+    if !opts.enabled {
+        return raw.to_owned();
+    }
+    let keys = opts.sensitive_keys();
+    if let Ok(mut v) = serde_json::from_str::<Value>(raw) {
+        return if mask_value_keys(&mut v, &keys) {
+            v.to_string()
+        } else {
+            raw.to_owned()
+        };
+    }
+    let mut text = raw;
+    let mut cut = false;
+    if opts.covered_names().iter().any(|n| raw.contains(n)) {
+        let first_body = ["\"requestObject\"", "\"responseObject\""]
+            .iter()
+            .filter_map(|k| raw.find(k))
+            .min();
+        if let Some(i) = first_body {
+            text = &raw[..i];
+            cut = true;
+        }
+    }
+    let mut out = mask_keys(text, &keys);
+    if cut {
+        out.push_str(&Value::String(REDACTED_REST.into()).to_string());
+    }
+    out
+}
+
+/// Whether a JSON pointer goes through one of `keys`.
+fn sensitive_pointer(path: &str, keys: &[String]) -> bool {
+    pointer_segments(path).iter().any(|s| keys.contains(s))
+}
+
+/// The structural form of [`mask_keys`], for rejected text that parses.
+fn mask_value_keys(v: &mut Value, keys: &[String]) -> bool {
     let mut changed = false;
     match v {
         Value::Object(m) => {
+            let patch_value = m
+                .get("path")
+                .and_then(Value::as_str)
+                .is_some_and(|p| sensitive_pointer(p, keys));
             for (k, val) in m.iter_mut() {
-                changed |= match k.as_str() {
-                    "data" | "stringData" => redact_map_values(val),
-                    LAST_APPLIED if val.is_string() => {
-                        *val = Value::String(REDACTED.into());
-                        true
+                if keys.contains(k) || (patch_value && k == "value") {
+                    if !val.is_null() {
+                        changed |= mask(val);
                     }
-                    _ => redact_value(val),
-                };
+                } else {
+                    changed |= mask_value_keys(val, keys);
+                }
             }
         }
         Value::Array(items) => {
-            for item in items.iter_mut() {
-                changed |= redact_patch_op(item) || redact_value(item);
+            for item in items {
+                changed |= mask_value_keys(item, keys);
             }
         }
         _ => {}
@@ -108,28 +491,110 @@ fn redact_value(v: &mut Value) -> bool {
     changed
 }
 
-/// A JSON-patch operation (`{"op":"add","path":"/data/password","value":"..."}`).
-fn redact_patch_op(op: &mut Value) -> bool {
-    let Some(m) = op.as_object_mut() else {
-        return false;
-    };
-    let writes_secret = m.get("path").and_then(Value::as_str).is_some_and(|p| {
-        p == "/data"
-            || p == "/stringData"
-            || p.starts_with("/data/")
-            || p.starts_with("/stringData/")
-            || p.contains(&LAST_APPLIED.replace('/', "~1"))
-    });
-    match m.get_mut("value") {
-        Some(val) if writes_secret => {
-            if val.is_object() {
-                redact_map_values(val)
-            } else {
-                *val = Value::String(REDACTED.into());
-                true
-            }
+/// A tolerant scan of JSON-ish text: a string followed by `:` is a key; the value after a
+/// sensitive key (a string, an object or array up to its matching close, or a scalar) is replaced,
+/// and a value cut short is replaced up to the end of the text. A `value` key after a `path` that
+/// goes through a sensitive key (a JSON-patch operation) is replaced too.
+fn mask_keys(text: &str, keys: &[String]) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let mut copied = 0;
+    let mut patch_value = false;
+    while i < b.len() {
+        if b[i] != b'"' {
+            i += 1;
+            continue;
         }
-        _ => false,
+        let end = string_end(b, i);
+        let inner = &text[i + 1..end.saturating_sub(1).max(i + 1)];
+        let mut j = end;
+        while j < b.len() && b[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        if j >= b.len() || b[j] != b':' {
+            i = end;
+            continue;
+        }
+        let sensitive = keys.iter().any(|k| k == inner) || (patch_value && inner == "value");
+        j += 1;
+        while j < b.len() && b[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        let vend = value_end(b, j);
+        if inner == "path" {
+            let p = &text[j..vend];
+            patch_value = sensitive_pointer(p.trim_matches('"'), keys);
+        }
+        if sensitive && vend > j && &text[j..vend] != "null" {
+            out.push_str(&text[copied..j]);
+            out.push('"');
+            out.push_str(REDACTED);
+            out.push('"');
+            copied = vend;
+            if inner == "value" {
+                patch_value = false;
+            }
+            i = vend;
+        } else {
+            // Keys inside an object value are scanned too.
+            i = j.max(end);
+        }
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// One past the closing quote of the string starting at `start`, or the end of the text.
+fn string_end(b: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    b.len()
+}
+
+/// One past the end of the JSON value starting at `start` (tolerant: the end of the text when it
+/// is cut short).
+fn value_end(b: &[u8], start: usize) -> usize {
+    if start >= b.len() {
+        return start;
+    }
+    match b[start] {
+        b'"' => string_end(b, start),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = start;
+            while i < b.len() {
+                match b[i] {
+                    b'"' => {
+                        i = string_end(b, i);
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return i + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            b.len()
+        }
+        _ => {
+            let mut i = start;
+            while i < b.len() && !matches!(b[i], b',' | b'}' | b']' | b'\n') {
+                i += 1;
+            }
+            i
+        }
     }
 }
 
@@ -138,9 +603,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn red(v: Value) -> Value {
-        let out = redact_body(&v.to_string(), &RedactOptions::default()).unwrap_or(v.to_string());
+    fn red_by(v: Value, resource: &str, sub: Option<&str>) -> Value {
+        let o = RedactOptions::default();
+        let rules = o.rules_for(Some(resource), sub, None);
+        let out = o
+            .redact_body(&v.to_string(), &rules)
+            .unwrap_or(v.to_string());
         serde_json::from_str(&out).unwrap()
+    }
+
+    fn red(v: Value) -> Value {
+        red_by(v, "secrets", None)
     }
 
     #[test]
@@ -153,17 +626,238 @@ mod tests {
         assert_eq!(r["metadata"]["name"], "db");
         let l = red(json!({"kind":"SecretList","items":[{"data":{"a":"b"}},{"data":{"c":"d"}}]}));
         assert_eq!(l["items"][1]["data"]["c"], REDACTED);
+        // `data` that is not a map goes whole.
+        assert_eq!(red(json!({"data":"c2VjcmV0"}))["data"], REDACTED);
     }
 
     #[test]
     fn patches() {
         let p = red(
-            json!([{"op":"replace","path":"/data/p","value":"c2VjcmV0"},{"op":"add","path":"/metadata/labels/x","value":"y"}]),
+            json!([{"op":"replace","path":"/data/p","value":"c2VjcmV0"},{"op":"add","path":"/metadata/labels/x","value":"y"},{"op":"add","path":"/data","value":{"k":"djE="}},{"op":"add","path":"/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration","value":"{}"}]),
         );
         assert_eq!(p[0]["value"], REDACTED);
         assert_eq!(p[1]["value"], "y");
+        assert_eq!(p[2]["value"]["k"], REDACTED);
+        assert_eq!(p[3]["value"], REDACTED);
         let m = red(json!({"data":{"p":"c2VjcmV0"}}));
         assert_eq!(m["data"]["p"], REDACTED);
-        assert!(redact_body(r#"{"metadata":{"name":"x"}}"#, &RedactOptions::default()).is_none());
+        let o = RedactOptions::default();
+        assert!(
+            o.redact_body(
+                r#"{"metadata":{"name":"x"}}"#,
+                &o.rules_for(Some("secrets"), None, None)
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn tokens_of_token_reviews_and_token_requests() {
+        let tr = red_by(
+            json!({"kind":"TokenReview","apiVersion":"authentication.k8s.io/v1","spec":{"token":"eyJhbGciOi.x.y"},"status":{"authenticated":true,"user":{"username":"u"}}}),
+            "tokenreviews",
+            None,
+        );
+        assert_eq!(tr["spec"]["token"], REDACTED);
+        assert_eq!(tr["status"]["user"]["username"], "u");
+        let req = red_by(
+            json!({"kind":"TokenRequest","spec":{"audiences":["a"]},"status":{"token":"eyJ.sa.tok","expirationTimestamp":"2026-01-01T00:00:00Z"}}),
+            "serviceaccounts",
+            Some("token"),
+        );
+        assert_eq!(req["status"]["token"], REDACTED);
+        assert_eq!(req["spec"]["audiences"][0], "a");
+        // serviceaccounts itself is not a TokenRequest.
+        let o = RedactOptions::default();
+        assert!(o.rules_for(Some("serviceaccounts"), None, None).is_empty());
+    }
+
+    #[test]
+    fn bodies_without_object_ref_are_judged_by_kind_and_unparseable_ones_fail_closed() {
+        let o = RedactOptions::default();
+        let out = o
+            .redact_body(r#"{"kind":"Secret","data":{"p":"c2VjcmV0"}}"#, &[])
+            .unwrap();
+        assert!(!out.contains("c2VjcmV0"), "{out}");
+        let list = o
+            .redact_body(
+                r#"{"kind":"List","items":[{"kind":"Secret","data":{"p":"c2VjcmV0"}},{"kind":"ConfigMap","data":{"c":"blue"}}]}"#,
+                &[],
+            )
+            .unwrap();
+        assert!(
+            !list.contains("c2VjcmV0") && list.contains("blue"),
+            "{list}"
+        );
+        // Escapes can spell a kind: parsed, then judged.
+        let esc = o
+            .redact_body(r#"{"kind":"Secr\u0065t","data":{"p":"c2VjcmV0"}}"#, &[])
+            .unwrap();
+        assert!(!esc.contains("c2VjcmV0"), "{esc}");
+        assert!(
+            o.redact_body(r#"{"kind":"ConfigMap","data":{"c":"blue"}}"#, &[])
+                .is_none()
+        );
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let rules = o.rules_for(Some("secrets"), None, None);
+        assert_eq!(
+            o.redact_body(&deep, &rules).unwrap(),
+            Value::String(REDACTED_BODY.into()).to_string()
+        );
+    }
+
+    #[test]
+    fn configured_rules() {
+        let o = RedactOptions::default()
+            .with_rules(vec![RedactRule {
+                resource: Some("databases".into()),
+                group: Some("db.example.com".into()),
+                kind: None,
+                paths: vec!["/spec/password".into()],
+            }])
+            .unwrap();
+        let rules = o.rules_for(Some("databases"), None, Some("db.example.com"));
+        let out = o
+            .redact_body(r#"{"spec":{"password":"pw1","size":3}}"#, &rules)
+            .unwrap();
+        assert!(!out.contains("pw1") && out.contains("\"size\":3"), "{out}");
+        assert!(
+            o.rules_for(Some("databases"), None, Some("other.io"))
+                .is_empty()
+        );
+        let bad = RedactOptions::default().with_rules(vec![RedactRule {
+            resource: Some("x".into()),
+            group: None,
+            kind: None,
+            paths: vec!["spec.password".into()],
+        }]);
+        assert!(bad.unwrap_err().contains("rule 3"));
+    }
+
+    #[test]
+    fn rejected_text_is_masked_tolerantly() {
+        let o = RedactOptions::default();
+        // A cut-short Secret line: the rest from its first body is gone.
+        let cut = r#"{"kind":"Event","objectRef":{"resource":"secrets"},"requestObject":{"data":{"p":"c2VjcmV0"#;
+        let m = mask_rejected(cut, &o);
+        assert!(!m.contains("c2VjcmV0") && m.contains("secrets"), "{m}");
+        // Not naming a covered resource: values under sensitive keys are still masked.
+        let other = r#"{"x":{"token":"tok123","data":{"k":"v1"},"ok":1},"y":"#;
+        let m = mask_rejected(other, &o);
+        assert!(
+            !m.contains("tok123") && !m.contains("v1") && m.contains("\"ok\":1"),
+            "{m}"
+        );
+        let plain = "not json at all: token=abc";
+        assert_eq!(mask_rejected(plain, &o), plain);
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+        use serde_json::{Map, Value};
+
+        const SECRET: &str = "S3CR3T";
+
+        /// Arbitrary JSON in which every value under a redacted key (`data`, `stringData` of a
+        /// Secret, `spec.token`, a JSON-patch `value` written there) holds the marker text
+        /// [`SECRET`], and no other value does.
+        fn body() -> impl Strategy<Value = Value> {
+            let plain = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i32>().prop_map(Value::from),
+                "[a-z ]{0,8}".prop_map(Value::String),
+            ];
+            let secret = prop_oneof![
+                "[a-z]{0,4}".prop_map(|s| Value::String(format!("{s}{SECRET}"))),
+                prop::collection::vec(
+                    "[a-z]{0,4}".prop_map(|s| Value::String(format!("{SECRET}{s}"))),
+                    1..3
+                )
+                .prop_map(Value::Array),
+                "[a-z]{1,4}".prop_map(|k| serde_json::json!({ k: {"deep": SECRET} })),
+            ];
+            let secret_map = prop::collection::btree_map("[a-z]{1,6}", secret.clone(), 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect()));
+            let tree = plain.prop_recursive(5, 48, 5, move |inner| {
+                let secret_map = secret_map.clone();
+                let secret = secret.clone();
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    (
+                        prop::collection::btree_map("[a-z]{1,6}", inner.clone(), 0..4),
+                        prop::option::of(secret_map.clone()),
+                        prop::option::of(secret_map),
+                        prop::option::of(secret.clone()),
+                    )
+                        .prop_map(|(m, data, string_data, token)| {
+                            let mut m: Map<String, Value> = m.into_iter().collect();
+                            // Keys that would collide with the redacted ones are renamed.
+                            for k in ["data", "stringData", "spec", "token"] {
+                                if let Some(v) = m.remove(k) {
+                                    m.insert(format!("x{k}"), v);
+                                }
+                            }
+                            if let Some(d) = data {
+                                m.insert("data".into(), d);
+                            }
+                            if let Some(d) = string_data {
+                                m.insert("stringData".into(), d);
+                            }
+                            if let Some(t) = token {
+                                m.insert(
+                                    "spec".into(),
+                                    serde_json::json!({"token": t, "other": 1}),
+                                );
+                            }
+                            Value::Object(m)
+                        }),
+                ]
+            });
+            // A JSON patch (a whole request body) writing secret values.
+            let patch = ("[a-z]{1,6}", secret_value()).prop_map(|(k, v)| {
+                serde_json::json!([
+                    {"op": "add", "path": format!("/data/{k}"), "value": v},
+                    {"op": "replace", "path": "/stringData", "value": {"k": SECRET}},
+                    {"op": "add", "path": "/metadata/labels/x", "value": "kept"},
+                ])
+            });
+            prop_oneof![4 => tree, 1 => patch]
+        }
+
+        fn secret_value() -> impl Strategy<Value = Value> {
+            "[a-z]{0,4}".prop_map(|s| Value::String(format!("{s}{SECRET}")))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            #[test]
+            fn no_value_under_a_redacted_path_survives(v in body()) {
+                let o = RedactOptions::default();
+                let text = v.to_string();
+                let mut rules = o.rules_for(Some("secrets"), None, None);
+                rules.extend(o.rules_for(Some("tokenreviews"), None, None));
+                let out = o.redact_body(&text, &rules).unwrap_or(text.clone());
+                prop_assert!(!out.contains(SECRET), "{} -> {}", text, out);
+                // Redaction keeps the body JSON, and leaves alone what holds no secret.
+                let parsed: Value = serde_json::from_str(&out).unwrap();
+                if !text.contains(SECRET) {
+                    prop_assert_eq!(parsed, v);
+                }
+            }
+
+            #[test]
+            fn rejected_text_cut_anywhere_keeps_no_secret(v in body(), cut in 0usize..4096) {
+                let o = RedactOptions::default();
+                let text = serde_json::json!({"kind": "Event", "objectRef": {"resource": "configmaps"}, "requestObject": v}).to_string();
+                let cut = text.char_indices().map(|(i, _)| i).take_while(|&i| i <= cut).last().unwrap_or(0);
+                let raw = &text[..cut.max(1).min(text.len())];
+                let masked = mask_rejected(raw, &o);
+                // A secret value is masked whole, or cut so short that its marker text is gone.
+                prop_assert!(!masked.contains(SECRET), "{} -> {}", raw, masked);
+            }
+        }
     }
 }

@@ -119,6 +119,7 @@ pub const CONTROLS: &[Control] = controls![
     "detections" "ephemeral-container" "det_ephemeral_container";
     "detections" "node-proxy" "det_node_proxy";
     "detections" "event-deletion" "det_event_deletion";
+    "detections" "audit-id-reuse" "audit_id_reuse";
 ];
 
 impl Control {

@@ -15,6 +15,7 @@
 pub mod compliance;
 pub mod count_by;
 mod error;
+mod guard;
 mod lazy;
 pub mod maintain;
 pub mod scope;
@@ -23,7 +24,7 @@ pub mod table;
 pub mod views;
 
 pub use compliance::{CONTROLS, Control};
-pub use error::{Error, Result};
+pub use error::{Error, Result, is_not_found};
 pub use scope::Scope;
 pub use session::{AuditSession, QueryOptions};
 

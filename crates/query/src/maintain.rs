@@ -93,6 +93,8 @@ pub struct RetainSummary {
     pub slimmed_rows: u64,
     pub bytes_before_slimming: u64,
     pub bytes_after_slimming: u64,
+    /// Parts of the rejected-events area older than the maximum age, deleted.
+    pub deleted_rejected: usize,
     pub recovery: Recovery,
 }
 
@@ -229,6 +231,19 @@ pub async fn retain(
                     summary.bytes_after_slimming += out.iter().map(|f| f.bytes).sum::<u64>();
                     summary.slimmed_rows += out.iter().map(|f| f.rows).sum::<u64>();
                 }
+            }
+        }
+        // Rejected input is aged by the same rule as the days it would have gone to.
+        if let Some(t) = delete_before {
+            let old: Vec<_> = store
+                .rejected_files()
+                .await?
+                .into_iter()
+                .filter(|m| m.last_modified.timestamp_micros() < t)
+                .collect();
+            summary.deleted_rejected = old.len();
+            if !opts.dry_run && !old.is_empty() {
+                store.delete_rejected(lock, &old).await?;
             }
         }
         Ok(summary)

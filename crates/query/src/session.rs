@@ -6,7 +6,6 @@ use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::count_by::CountByStringRule;
@@ -55,7 +54,9 @@ impl AuditSession {
         config = config.set_str("datafusion.sql_parser.dialect", "PostgreSQL");
         config.options_mut().execution.parquet.pushdown_filters = true;
         config.options_mut().execution.parquet.reorder_filters = true;
-        let mut runtime = RuntimeEnvBuilder::new();
+        // Every file the session touches goes through the guarded registry (crate::guard).
+        let mut runtime = RuntimeEnvBuilder::new()
+            .with_object_store_registry(Arc::new(crate::guard::StoreRegistry::new(&store)));
         if let Some(limit) = opts.memory_limit {
             runtime = runtime.with_memory_limit(limit, 1.0);
         }
@@ -73,7 +74,6 @@ impl AuditSession {
         ctx.catalog("auditlake")
             .ok_or_else(|| Error::Internal("no default catalog".into()))?
             .register_schema("public", Arc::clone(&schema) as _)?;
-        ctx.register_object_store(&store.object_store_url(), store.object_store());
         datafusion_functions_json::register_all(&mut ctx)?;
 
         let table = AuditEventsTable::new(store.clone())?;
@@ -102,12 +102,13 @@ impl AuditSession {
         &self.store
     }
 
-    /// Plans one SQL statement. The store is read-only: INSERT, UPDATE, DELETE and COPY into the
-    /// store are refused; COPY to a file elsewhere writes only where the user asks.
+    /// Plans one SQL statement. The store is read-only ([`crate::guard`]): INSERT, UPDATE,
+    /// DELETE, COPY and CREATE EXTERNAL TABLE into the store are refused, however they are
+    /// spelled or wrapped; COPY to a file elsewhere writes only where the user asks.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
         let state = self.ctx.state();
         let plan = state.create_logical_plan(sql).await?;
-        self.check_read_only(&plan)?;
+        crate::guard::check_plan(&plan, &self.store)?;
         Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 
@@ -143,30 +144,6 @@ impl AuditSession {
             }
         }
         Ok(out)
-    }
-
-    fn check_read_only(&self, plan: &LogicalPlan) -> Result<()> {
-        match plan {
-            LogicalPlan::Dml(dml) => Err(DataFusionError::Plan(format!(
-                "{} on {} refused: the audit store is read-only through SQL (write results elsewhere with COPY (SELECT …) TO 'file')",
-                dml.op, dml.table_name
-            ))
-            .into()),
-            LogicalPlan::Copy(copy) => {
-                let root = self.store.url();
-                let target = copy.output_url.trim_start_matches("file://");
-                let local_root = root.path();
-                if copy.output_url.starts_with(root.as_str()) || (self.store.is_local() && target.starts_with(local_root.trim_end_matches('/'))) {
-                    return Err(DataFusionError::Plan(format!(
-                        "COPY into the audit store ({}) refused: the store is written only by `auditlake ingest`",
-                        copy.output_url
-                    ))
-                    .into());
-                }
-                Ok(())
-            }
-            _ => Ok(()),
-        }
     }
 }
 
@@ -300,5 +277,55 @@ mod tests {
             .plan_views()
             .await
             .expect("every shipped view plans");
+    }
+
+    /// The object store DataFusion gets refuses writes below the store's root, so that a plan
+    /// shape the plan check misses still cannot write (here the check is bypassed entirely).
+    #[tokio::test]
+    async fn the_engine_cannot_write_below_the_store_even_past_the_plan_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let store = auditlake_store::Store::open(root.to_str().unwrap(), &[]).unwrap();
+        let session = super::AuditSession::open(store, &super::QueryOptions::default())
+            .await
+            .unwrap();
+        let root = std::fs::canonicalize(&root).unwrap();
+        for target in [
+            root.join("date=2026-03-19/x.csv").display().to_string(),
+            format!("file://localhost{}/_commits/x.csv", root.display()),
+        ] {
+            let err = session
+                .context()
+                .sql(&format!("COPY (SELECT 1 AS x) TO '{target}' STORED AS CSV"))
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .expect_err("refused by the object store");
+            // DataFusion's writer reports the object store's refusal as "Error encountered while
+            // finalizing writes"; what counts is that nothing is written.
+            let text = err.to_string();
+            assert!(
+                text.contains("read-only") || text.contains("finalizing writes"),
+                "{target}: {err}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(&root).unwrap().count(),
+            0,
+            "nothing written"
+        );
+        let outside = dir.path().join("out.csv");
+        session
+            .sql(&format!(
+                "COPY (SELECT 1 AS x) TO '{}' STORED AS CSV",
+                outside.display()
+            ))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert!(outside.exists());
     }
 }

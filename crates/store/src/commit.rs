@@ -492,6 +492,14 @@ impl Store {
         }
         Ok(())
     }
+
+    /// Deletes parts of the rejected-events area (retention ages them like data).
+    pub async fn delete_rejected(&self, _lock: &Lock, parts: &[ObjectMeta]) -> Result<()> {
+        for p in parts {
+            self.delete_if_exists(&p.location).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Test hook: `AUDITLAKE_FAILPOINT=<name>` aborts the process at that point, as a kill would.

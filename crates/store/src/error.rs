@@ -7,6 +7,10 @@ pub enum Error {
     /// The user gave a store location that cannot be used.
     #[error("invalid store location {location:?}: {reason}")]
     InvalidLocation { location: String, reason: String },
+    /// A command that reads the store was pointed at a local folder that does not exist (a typo,
+    /// most often): an empty answer would look like "no events".
+    #[error("no store at {location}; create one with `auditlake ingest`")]
+    NoStore { location: String },
     /// The object store (disk, network, credentials) failed.
     #[error("store {url}: {source}")]
     ObjectStore {
@@ -39,3 +43,29 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Whether the error is an object that is not there (any more): a file that a listing
+    /// showed and a compaction then removed. Readers list again and retry.
+    pub fn is_not_found(&self) -> bool {
+        fn in_chain(e: &(dyn std::error::Error + 'static)) -> bool {
+            let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+            while let Some(e) = cur {
+                if matches!(
+                    e.downcast_ref::<object_store::Error>(),
+                    Some(object_store::Error::NotFound { .. })
+                ) {
+                    return true;
+                }
+                if let Some(ParquetError::External(inner)) = e.downcast_ref::<ParquetError>()
+                    && in_chain(inner.as_ref())
+                {
+                    return true;
+                }
+                cur = e.source();
+            }
+            false
+        }
+        in_chain(self)
+    }
+}

@@ -20,11 +20,13 @@
 
 pub mod commit;
 mod error;
+pub mod guard;
 pub mod paths;
 mod store;
 pub mod writer;
 
 pub use error::{Error, Result};
+pub use guard::{ReadOnlyUnder, StoreBounds};
 pub use paths::{DataFilePath, Partition, RunId};
 pub use store::{DataFile, Store};
 pub use writer::{FileEncoder, WriteOptions, encode_parquet};

@@ -14,6 +14,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use url::Url;
 
+use crate::guard::{ReadOnlyUnder, StoreBounds};
 use crate::paths::{self, DataFilePath, Partition, RunId, parse_data_file};
 use crate::{Error, Result};
 
@@ -86,6 +87,26 @@ impl Store {
         }
     }
 
+    /// Opens a store that must exist already: for the commands that only read or rewrite it
+    /// (`sql`, `report`, `stats`, `export`, maintenance). A local folder that is not there is an
+    /// error instead of a new, empty store. (On S3 a prefix has no existence of its own.)
+    pub fn open_existing(location: &str, options: &[(String, String)]) -> Result<Self> {
+        let parsed = Url::parse(location).ok().filter(|u| u.scheme().len() > 1);
+        let local = match &parsed {
+            None => Some(std::path::PathBuf::from(location)),
+            Some(u) if u.scheme() == "file" => u.to_file_path().ok(),
+            Some(_) => None,
+        };
+        if let Some(p) = local
+            && !p.is_dir()
+        {
+            return Err(Error::NoStore {
+                location: location.to_owned(),
+            });
+        }
+        Self::open(location, options)
+    }
+
     fn open_local(p: &std::path::Path, location: &str) -> Result<Self> {
         let invalid = |reason: String| invalid_location(location, reason);
         std::fs::create_dir_all(p).map_err(|e| invalid(format!("cannot create folder: {e}")))?;
@@ -103,6 +124,20 @@ impl Store {
     /// The object store holding the files (for DataFusion registration).
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
         Arc::clone(&self.object_store)
+    }
+
+    /// The object store as the query engine gets it: reads pass, and every write below the
+    /// store's root is refused ([`crate::guard`]).
+    pub fn read_only_object_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::new(ReadOnlyUnder::new(self.object_store(), self.bounds()))
+    }
+
+    /// Where the store's files are, for deciding whether a location lies inside the store.
+    pub fn bounds(&self) -> StoreBounds {
+        let local = self
+            .local
+            .then(|| std::path::PathBuf::from(format!("/{}", self.root)));
+        StoreBounds::new(self.root.clone(), local)
     }
 
     /// The root below which the store's files are.

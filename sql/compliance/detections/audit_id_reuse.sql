@@ -1,0 +1,30 @@
+-- control: audit-id-reuse
+-- framework: Detection (auditlake; k8s.io/apiserver filters/audit_init takes the audit ID from the client's Audit-ID header)
+-- title: Audit ID reused by distinct requests
+-- finds: distinct events of one cluster that carry the same audit ID and stage. Exact copies (a
+--        retried webhook batch, overlapping log rotations) are stored once, so every such pair
+--        differs in content; each event of a reused ID is listed, with how many share it.
+-- why: the apiserver prefers the audit ID a client sends in its Audit-ID request header, so a
+--      client can give a destructive request the ID of a harmless one. A tool that keys on the
+--      audit ID alone merges the two, and the second request vanishes from the trail.
+-- severity: high
+CREATE VIEW audit_id_reuse AS
+WITH reused AS (
+  SELECT cluster, audit_id, stage, count(*) AS events
+  FROM audit_events
+  WHERE audit_id IS NOT NULL
+  GROUP BY cluster, audit_id, stage
+  HAVING count(*) > 1
+)
+SELECT e.ts, e.audit_id, e.cluster, e.user_name, e.verb, e.resource, e.subresource, e.namespace,
+       e.name, e.response_code,
+       concat('audit ID ', e.audit_id, ' (', coalesce(e.stage, 'no stage'), ') is carried by ',
+              CAST(r.events AS VARCHAR), ' distinct events; this one: ', coalesce(e.verb, '?'), ' ',
+              coalesce(e.request_uri, '?'), ' by ', coalesce(e.user_name, '(no user)'),
+              ' from ', coalesce(e.source_ips[1], '(no source IP)')) AS reason,
+       e.stage, e.request_uri, r.events
+FROM audit_events e
+JOIN reused r
+  ON e.audit_id = r.audit_id
+ AND (e.cluster IS NOT DISTINCT FROM r.cluster)
+ AND (e.stage IS NOT DISTINCT FROM r.stage);

@@ -57,7 +57,18 @@ pub fn start_moto() -> Moto {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let r = http(port, &format!("PUT /auditlake HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")).unwrap();
+    // The port may accept before the server answers (two servers starting at once): retry.
+    let create = format!(
+        "PUT /auditlake HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let mut r = String::new();
+    for _ in 0..100 {
+        r = http(port, &create).unwrap_or_else(|e| e.to_string());
+        if r.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(r.starts_with("HTTP/1.1 200"), "bucket not created: {r}");
     moto
 }

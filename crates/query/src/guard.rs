@@ -42,13 +42,11 @@ pub(crate) fn check_plan(plan: &LogicalPlan, store: &Store) -> Result<()> {
                     )));
                 }
             }
-            LogicalPlan::Copy(copy) => {
-                if location_in_store(&copy.output_url, store)? {
-                    return Err(DataFusionError::Plan(format!(
-                        "COPY into the audit store ({}) refused: the store is written only by `auditlake ingest` and its maintenance commands",
-                        copy.output_url
-                    )));
-                }
+            LogicalPlan::Copy(copy) if location_in_store(&copy.output_url, store)? => {
+                return Err(DataFusionError::Plan(format!(
+                    "COPY into the audit store ({}) refused: the store is written only by `auditlake ingest` and its maintenance commands",
+                    copy.output_url
+                )));
             }
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(t)) => {
                 for location in &t.locations {

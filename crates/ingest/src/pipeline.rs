@@ -1023,6 +1023,52 @@ mod tests {
         assert_eq!((r[1].line, r[1].item), (34, None), "the closing `]`");
     }
 
+    /// A day's read retries when a listed file vanished (a compaction removed it): the store's
+    /// NotFound is recognised, and the read is done again from a new listing.
+    #[test]
+    fn a_read_of_a_vanished_file_is_retried_from_a_new_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store").to_str().unwrap(), &[]).unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let line = r#"{"auditID":"a","stage":"ResponseComplete","verb":"get","requestReceivedTimestamp":"2026-03-19T10:00:00Z"}"#;
+        let log = dir.path().join("a.log");
+        std::fs::write(&log, format!("{line}\n")).unwrap();
+        ingest(
+            &store,
+            &[Input::File(log)],
+            &IngestOptions::default(),
+            Arc::new(()),
+            rt.handle(),
+        )
+        .unwrap();
+        let files = rt.block_on(store.list_data_files(None)).unwrap();
+        std::fs::remove_file(format!("/{}", files[0].meta.location)).unwrap();
+        let err = rt.block_on(store.read_file(&files[0], None)).unwrap_err();
+        assert!(err.is_not_found(), "{err}");
+        let mut calls = 0;
+        let out = retry_not_found(|| {
+            calls += 1;
+            if calls < 3 {
+                return Err(Error::Store(
+                    rt.block_on(store.read_file(&files[0], None)).unwrap_err(),
+                ));
+            }
+            Ok(calls)
+        });
+        assert_eq!(out.unwrap(), 3);
+        let mut calls = 0;
+        let out: Result<()> = retry_not_found(|| {
+            calls += 1;
+            Err(Error::Store(
+                rt.block_on(store.read_file(&files[0], None)).unwrap_err(),
+            ))
+        });
+        assert!(
+            out.is_err() && calls == 6,
+            "gives up after 5 retries: {calls}"
+        );
+    }
+
     /// With a tiny key budget the keys of written hours are dropped and re-read from their files:
     /// dedup still holds across the whole run.
     #[test]

@@ -37,11 +37,22 @@ pub fn is_not_found(e: &datafusion::error::DataFusionError) -> bool {
             {
                 return true;
             }
-            if let Some(datafusion::parquet::errors::ParquetError::External(inner)) =
-                e.downcast_ref::<datafusion::parquet::errors::ParquetError>()
-                && dyn_not_found(inner.as_ref())
-            {
-                return true;
+            match e.downcast_ref::<datafusion::parquet::errors::ParquetError>() {
+                Some(datafusion::parquet::errors::ParquetError::External(inner))
+                    if dyn_not_found(inner.as_ref()) =>
+                {
+                    return true;
+                }
+                // The footer fetch keeps only the text of the object store's error
+                // ("Failed to fetch metadata for file …: Object Store error: Object at location …
+                // not found"): the one shape with no error to downcast.
+                Some(datafusion::parquet::errors::ParquetError::General(m))
+                    if m.contains("Object Store error: Object at location")
+                        && m.contains("not found") =>
+                {
+                    return true;
+                }
+                _ => {}
             }
             cur = e.source();
         }

@@ -328,4 +328,70 @@ mod tests {
             .unwrap();
         assert!(outside.exists());
     }
+
+    /// A file listed at planning and removed before it is read (a compaction committed in
+    /// between) fails with an error that `is_not_found` recognises, so that `auditlake sql` plans
+    /// again; planned again, the query reads the files that are there.
+    #[tokio::test]
+    async fn a_file_removed_after_planning_is_recognised_and_a_new_plan_reads_the_rest() {
+        use futures::StreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        let cfg = auditlake_gen::GenConfig {
+            events: 3_000,
+            days: 3,
+            seed: 2,
+            end: chrono::DateTime::from_timestamp(1_773_964_800, 0).unwrap(),
+        };
+        auditlake_gen::generate(&cfg, std::fs::File::create(&log).unwrap()).unwrap();
+        let store =
+            auditlake_store::Store::open(dir.path().join("s").to_str().unwrap(), &[]).unwrap();
+        let rt = tokio::runtime::Handle::current();
+        let s2 = store.clone();
+        tokio::task::spawn_blocking(move || {
+            auditlake_ingest::ingest(
+                &s2,
+                &[auditlake_ingest::Input::File(log)],
+                &auditlake_ingest::IngestOptions::default(),
+                std::sync::Arc::new(()),
+                &rt,
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let session = super::AuditSession::open(store.clone(), &super::QueryOptions::default())
+            .await
+            .unwrap();
+        let q = "SELECT audit_id FROM audit_events";
+        // Planned (the file list taken), not yet executed (no file opened).
+        let df = session.sql(q).await.unwrap();
+        let task = std::sync::Arc::new(df.task_ctx());
+        let plan = df.create_physical_plan().await.unwrap();
+        let files = store.list_data_files(None).await.unwrap();
+        assert!(files.len() >= 3);
+        let gone = &files[0];
+        std::fs::remove_file(format!("/{}", gone.meta.location)).unwrap();
+        let mut stream = datafusion::physical_plan::execute_stream(plan, task).unwrap();
+        let mut err = None;
+        while let Some(b) = stream.next().await {
+            if let Err(e) = b {
+                err = Some(e);
+                break;
+            }
+        }
+        let err = err.expect("reading a removed file fails");
+        assert!(crate::is_not_found(&err), "not recognised: {err}");
+        let rows: usize = session
+            .sql(q)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        assert!(rows > 0 && rows < 3_000, "{rows}");
+    }
 }

@@ -57,10 +57,16 @@ impl Error {
                 ) {
                     return true;
                 }
-                if let Some(ParquetError::External(inner)) = e.downcast_ref::<ParquetError>()
-                    && in_chain(inner.as_ref())
-                {
-                    return true;
+                match e.downcast_ref::<ParquetError>() {
+                    Some(ParquetError::External(inner)) if in_chain(inner.as_ref()) => return true,
+                    // Some footer fetches keep only the text of the object store's error.
+                    Some(ParquetError::General(m))
+                        if m.contains("Object Store error: Object at location")
+                            && m.contains("not found") =>
+                    {
+                        return true;
+                    }
+                    _ => {}
                 }
                 cur = e.source();
             }

@@ -48,30 +48,37 @@ impl Error {
     /// Whether the error is an object that is not there (any more): a file that a listing
     /// showed and a compaction then removed. Readers list again and retry.
     pub fn is_not_found(&self) -> bool {
-        fn in_chain(e: &(dyn std::error::Error + 'static)) -> bool {
-            let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-            while let Some(e) = cur {
-                if matches!(
-                    e.downcast_ref::<object_store::Error>(),
-                    Some(object_store::Error::NotFound { .. })
-                ) {
-                    return true;
-                }
-                match e.downcast_ref::<ParquetError>() {
-                    Some(ParquetError::External(inner)) if in_chain(inner.as_ref()) => return true,
-                    // Some footer fetches keep only the text of the object store's error.
-                    Some(ParquetError::General(m))
-                        if m.contains("Object Store error: Object at location")
-                            && m.contains("not found") =>
-                    {
-                        return true;
-                    }
-                    _ => {}
-                }
-                cur = e.source();
-            }
-            false
-        }
-        in_chain(self)
+        is_not_found_error(self)
     }
+}
+
+/// Whether an error, or one it was caused by, is an object store's NotFound, in every shape the
+/// object store, parquet and DataFusion give it.
+pub fn is_not_found_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(e) = cur {
+        if matches!(
+            e.downcast_ref::<object_store::Error>(),
+            Some(object_store::Error::NotFound { .. })
+        ) {
+            return true;
+        }
+        match e.downcast_ref::<ParquetError>() {
+            Some(ParquetError::External(inner)) if is_not_found_error(inner.as_ref()) => {
+                return true;
+            }
+            // Some footer fetches keep only the text of the object store's error ("Failed to
+            // fetch metadata for file …: Object Store error: Object at location … not found"):
+            // the one shape with no error to downcast.
+            Some(ParquetError::General(m))
+                if m.contains("Object Store error: Object at location")
+                    && m.contains("not found") =>
+            {
+                return true;
+            }
+            _ => {}
+        }
+        cur = e.source();
+    }
+    false
 }

@@ -25,7 +25,7 @@ pub mod paths;
 mod store;
 pub mod writer;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, is_not_found_error};
 pub use guard::{ReadOnlyUnder, StoreBounds};
 pub use paths::{DataFilePath, Partition, RunId};
 pub use store::{DataFile, Store};

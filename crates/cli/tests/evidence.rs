@@ -184,11 +184,27 @@ fn no_credential_reaches_any_byte_of_the_store() {
         ) + "\n",
     )
     .unwrap();
+    // Keys given twice: a reader of the JSON may take the first objectRef, serde the last.
+    let dup = dir.path().join("dup.jsonl");
+    std::fs::write(
+        &dup,
+        concat!(
+            r#"{"auditID":"d1","stage":"ResponseComplete","verb":"create","requestReceivedTimestamp":"2026-03-19T11:02:00Z","objectRef":{"resource":"secrets"},"objectRef":{"resource":"configmaps"},"requestObject":{"data":{"p":"PLANTED-duplicate-objectref"}}}"#,
+            "\n",
+            r#"{"auditID":"d2","stage":"ResponseComplete","verb":"create","requestReceivedTimestamp":"2026-03-19T11:02:01Z","objectRef":{"resource":"secrets","resource":"pods"},"requestObject":{"data":{"p":"PLANTED-duplicate-resource"}}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
     let fixture = testdata("redaction/credentials.jsonl");
     let ingest = |store: &Path, extra: &[&str]| {
         let mut args = vec!["--config", config.to_str().unwrap(), "ingest"];
         args.extend_from_slice(extra);
-        args.extend([fixture.to_str().unwrap(), deep.to_str().unwrap()]);
+        args.extend([
+            fixture.to_str().unwrap(),
+            deep.to_str().unwrap(),
+            dup.to_str().unwrap(),
+        ]);
         run(store, &args)
     };
 
@@ -206,6 +222,8 @@ fn no_credential_reaches_any_byte_of_the_store() {
         "PLANTED-cut-short",
         "PLANTED-rejected-token",
         "PLANTED-crd-password",
+        "PLANTED-duplicate-objectref",
+        "PLANTED-duplicate-resource",
     ] {
         assert!(
             leaked.iter().any(|l| l.starts_with(v)),
@@ -217,8 +235,9 @@ fn no_credential_reaches_any_byte_of_the_store() {
     let out = ingest(&store, &[]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let s = summary(&out);
-    assert_eq!(s["read"], 8, "{}", stderr(&out));
-    assert!(s["rejected"] >= 2, "{}", stderr(&out));
+    assert_eq!(s["read"], 10, "{}", stderr(&out));
+    assert!(s["rejected"] >= 4, "{}", stderr(&out));
+    assert!(stderr(&out).contains("duplicate key"), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("credentials.jsonl:5"), "{err}");
     assert!(err.contains("credentials.jsonl:6"), "{err}");

@@ -395,7 +395,29 @@ fn put_rest<'de, A: MapAccess<'de>>(
     map: &mut A,
 ) -> Result<(), A::Error> {
     let v: Value = map.next_value()?;
-    rest.insert(key.0.into_owned(), v);
+    if rest.insert(key.0.clone().into_owned(), v).is_some() {
+        return Err(duplicate(&key.0));
+    }
+    Ok(())
+}
+
+/// A key given twice in one object is refused: which value counts is the parser's guess (the
+/// last, with serde), so an event could say `"resource":"secrets"` to the apiserver's readers and
+/// `"resource":"pods"` to redaction. The event is rejected (and kept, masked) instead.
+fn duplicate<E: de::Error>(key: &str) -> E {
+    E::custom(format!("duplicate key {key:?} in one object"))
+}
+
+/// Reads the value of a known key, refusing a second one.
+fn set<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
+    slot: &mut Option<T>,
+    key: &str,
+    map: &mut A,
+) -> Result<(), A::Error> {
+    if slot.is_some() {
+        return Err(duplicate(key));
+    }
+    *slot = Some(map.next_value()?);
     Ok(())
 }
 
@@ -411,10 +433,10 @@ struct RawUser<'a> {
 impl<'de> ObjectFields<'de> for RawUser<'de> {
     fn field<A: MapAccess<'de>>(&mut self, key: Key<'de>, map: &mut A) -> Result<(), A::Error> {
         match key.0.as_ref() {
-            "username" => self.username = Some(map.next_value()?),
-            "uid" => self.uid = Some(map.next_value()?),
-            "groups" => self.groups = Some(map.next_value()?),
-            "extra" => self.extra = Some(map.next_value()?),
+            "username" => set(&mut self.username, "username", map)?,
+            "uid" => set(&mut self.uid, "uid", map)?,
+            "groups" => set(&mut self.groups, "groups", map)?,
+            "extra" => set(&mut self.extra, "extra", map)?,
             _ => put_rest(&mut self.rest, key, map)?,
         }
         Ok(())
@@ -437,14 +459,14 @@ struct RawObjectRef<'a> {
 impl<'de> ObjectFields<'de> for RawObjectRef<'de> {
     fn field<A: MapAccess<'de>>(&mut self, key: Key<'de>, map: &mut A) -> Result<(), A::Error> {
         match key.0.as_ref() {
-            "resource" => self.resource = Some(map.next_value()?),
-            "namespace" => self.namespace = Some(map.next_value()?),
-            "name" => self.name = Some(map.next_value()?),
-            "uid" => self.uid = Some(map.next_value()?),
-            "apiGroup" => self.api_group = Some(map.next_value()?),
-            "apiVersion" => self.api_version = Some(map.next_value()?),
-            "resourceVersion" => self.resource_version = Some(map.next_value()?),
-            "subresource" => self.subresource = Some(map.next_value()?),
+            "resource" => set(&mut self.resource, "resource", map)?,
+            "namespace" => set(&mut self.namespace, "namespace", map)?,
+            "name" => set(&mut self.name, "name", map)?,
+            "uid" => set(&mut self.uid, "uid", map)?,
+            "apiGroup" => set(&mut self.api_group, "apiGroup", map)?,
+            "apiVersion" => set(&mut self.api_version, "apiVersion", map)?,
+            "resourceVersion" => set(&mut self.resource_version, "resourceVersion", map)?,
+            "subresource" => set(&mut self.subresource, "subresource", map)?,
             _ => put_rest(&mut self.rest, key, map)?,
         }
         Ok(())
@@ -463,10 +485,10 @@ struct RawStatus<'a> {
 impl<'de> ObjectFields<'de> for RawStatus<'de> {
     fn field<A: MapAccess<'de>>(&mut self, key: Key<'de>, map: &mut A) -> Result<(), A::Error> {
         match key.0.as_ref() {
-            "code" => self.code = Some(map.next_value()?),
-            "status" => self.status = Some(map.next_value()?),
-            "reason" => self.reason = Some(map.next_value()?),
-            "message" => self.message = Some(map.next_value()?),
+            "code" => set(&mut self.code, "code", map)?,
+            "status" => set(&mut self.status, "status", map)?,
+            "reason" => set(&mut self.reason, "reason", map)?,
+            "message" => set(&mut self.message, "message", map)?,
             _ => put_rest(&mut self.rest, key, map)?,
         }
         Ok(())
@@ -500,25 +522,29 @@ struct RawDoc<'a> {
 impl<'de> ObjectFields<'de> for RawDoc<'de> {
     fn field<A: MapAccess<'de>>(&mut self, key: Key<'de>, map: &mut A) -> Result<(), A::Error> {
         match key.0.as_ref() {
-            "kind" => self.kind = Some(map.next_value()?),
-            "apiVersion" => self.api_version = Some(map.next_value()?),
-            "level" => self.level = Some(map.next_value()?),
-            "auditID" => self.audit_id = Some(map.next_value()?),
-            "stage" => self.stage = Some(map.next_value()?),
-            "requestURI" => self.request_uri = Some(map.next_value()?),
-            "verb" => self.verb = Some(map.next_value()?),
-            "user" => self.user = Some(map.next_value()?),
-            "impersonatedUser" => self.impersonated_user = Some(map.next_value()?),
-            "sourceIPs" => self.source_ips = Some(map.next_value()?),
-            "userAgent" => self.user_agent = Some(map.next_value()?),
-            "objectRef" => self.object_ref = Some(map.next_value()?),
-            "responseStatus" => self.response_status = Some(map.next_value()?),
-            "requestObject" => self.request_object = Some(map.next_value()?),
-            "responseObject" => self.response_object = Some(map.next_value()?),
-            "requestReceivedTimestamp" => self.request_received_timestamp = Some(map.next_value()?),
-            "stageTimestamp" => self.stage_timestamp = Some(map.next_value()?),
-            "annotations" => self.annotations = Some(map.next_value()?),
-            "items" => self.items = Some(map.next_value()?),
+            "kind" => set(&mut self.kind, "kind", map)?,
+            "apiVersion" => set(&mut self.api_version, "apiVersion", map)?,
+            "level" => set(&mut self.level, "level", map)?,
+            "auditID" => set(&mut self.audit_id, "auditID", map)?,
+            "stage" => set(&mut self.stage, "stage", map)?,
+            "requestURI" => set(&mut self.request_uri, "requestURI", map)?,
+            "verb" => set(&mut self.verb, "verb", map)?,
+            "user" => set(&mut self.user, "user", map)?,
+            "impersonatedUser" => set(&mut self.impersonated_user, "impersonatedUser", map)?,
+            "sourceIPs" => set(&mut self.source_ips, "sourceIPs", map)?,
+            "userAgent" => set(&mut self.user_agent, "userAgent", map)?,
+            "objectRef" => set(&mut self.object_ref, "objectRef", map)?,
+            "responseStatus" => set(&mut self.response_status, "responseStatus", map)?,
+            "requestObject" => set(&mut self.request_object, "requestObject", map)?,
+            "responseObject" => set(&mut self.response_object, "responseObject", map)?,
+            "requestReceivedTimestamp" => set(
+                &mut self.request_received_timestamp,
+                "requestReceivedTimestamp",
+                map,
+            )?,
+            "stageTimestamp" => set(&mut self.stage_timestamp, "stageTimestamp", map)?,
+            "annotations" => set(&mut self.annotations, "annotations", map)?,
+            "items" => set(&mut self.items, "items", map)?,
             _ => put_rest(&mut self.rest, key, map)?,
         }
         Ok(())
@@ -892,6 +918,21 @@ mod tests {
             Err(DecodeError::NoTimestamp)
         );
         assert!(matches!(one(&format!("{V1} x")), Err(DecodeError::Json(_))));
+    }
+
+    /// A key given twice is refused, at any depth: which value counts would be a guess, and
+    /// redaction must not judge by a different one than a reader of the input.
+    #[test]
+    fn duplicate_keys_are_refused() {
+        for text in [
+            r#"{"auditID":"a","requestReceivedTimestamp":"2026-03-19T10:00:00Z","objectRef":{"resource":"secrets"},"objectRef":{"resource":"pods"}}"#,
+            r#"{"auditID":"a","requestReceivedTimestamp":"2026-03-19T10:00:00Z","objectRef":{"resource":"secrets","resource":"pods"}}"#,
+            r#"{"auditID":"a","requestReceivedTimestamp":"2026-03-19T10:00:00Z","requestObject":{},"requestObject":{}}"#,
+            r#"{"auditID":"a","requestReceivedTimestamp":"2026-03-19T10:00:00Z","x":1,"x":2}"#,
+        ] {
+            let err = one(text).expect_err(text);
+            assert!(err.to_string().contains("duplicate key"), "{err}");
+        }
     }
 
     #[test]

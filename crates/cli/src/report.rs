@@ -34,6 +34,15 @@ impl ReportFormat {
             Self::Csv => "csv",
         }
     }
+
+    /// Evidence rows per control when none is asked for: all of them where a machine reads the
+    /// report, a page's worth where a person does.
+    pub fn evidence_cap(self) -> Option<usize> {
+        match self {
+            Self::Md | Self::Html => Some(25),
+            Self::Json | Self::Csv => None,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -55,9 +64,10 @@ pub struct Args {
     /// Write here instead of standard output.
     #[arg(long, short)]
     out: Option<std::path::PathBuf>,
-    /// Evidence rows shown per control (the total is always given).
-    #[arg(long, default_value_t = 25)]
-    max_evidence: usize,
+    /// Evidence rows per control (the total is always given). Default: every row for json and
+    /// csv (what a GRC system imports must be the evidence, not a sample), 25 for md and html.
+    #[arg(long)]
+    max_evidence: Option<usize>,
     /// Exit with status 4 when any control has findings (for CI and cron alerting).
     #[arg(long)]
     fail_on_findings: bool,
@@ -69,7 +79,8 @@ pub struct Request {
     pub frameworks: Vec<&'static str>,
     pub from: Micros,
     pub to: Micros,
-    pub max_evidence: usize,
+    /// `None`: every evidence row.
+    pub max_evidence: Option<usize>,
 }
 
 /// Parses `soc2`, `pci-dss` (also `pci`), `hipaa`, `cis`, `detections` or `all`, comma-separated.
@@ -367,10 +378,11 @@ async fn evaluate(
         let rows = collect(
             session,
             &format!(
-                "SELECT {} FROM {} WHERE {window} ORDER BY ts, audit_id LIMIT {}",
+                "SELECT {} FROM {} WHERE {window} ORDER BY ts, audit_id{}",
                 EVIDENCE_COLUMNS.join(", "),
                 control.view,
                 req.max_evidence
+                    .map_or_else(String::new, |n| format!(" LIMIT {n}"))
             ),
         )
         .await?;
@@ -485,7 +497,7 @@ pub fn run(store: &str, config: &Config, args: Args) -> Result<ExitCode> {
         frameworks: parse_frameworks(&args.framework)?,
         from,
         to,
-        max_evidence: args.max_evidence,
+        max_evidence: args.max_evidence.or(args.format.evidence_cap()),
     };
     let store = crate::open_existing_store(store)?;
     let rt = crate::runtime()?;
@@ -517,11 +529,19 @@ pub fn run(store: &str, config: &Config, args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One CSV cell. A cell that a spreadsheet would run as a formula (starting with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return: a user name or a request URI is the client's text) gets a
+/// leading `'`, which spreadsheets show as text (OWASP's CSV injection advice).
 fn csv_field(s: &str) -> String {
+    let s: std::borrow::Cow<'_, str> = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}").into()
+    } else {
+        s.into()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_owned()
+        s.into_owned()
     }
 }
 
@@ -651,8 +671,14 @@ fn render_md(r: &Report) -> String {
         }
         let _ = writeln!(
             o,
-            "\n{} findings; the first {} by time:\n\n| ts | audit_id | user | verb | object | code | reason |\n|---|---|---|---|---|---:|---|",
-            c.findings, c.evidence_shown
+            "\n{} findings; the first {} by time{}:\n\n| ts | audit_id | user | verb | object | code | reason |\n|---|---|---|---|---|---:|---|",
+            c.findings,
+            c.evidence_shown,
+            if (c.evidence_shown as u64) < c.findings {
+                " (every row: `--format json` or `--format csv`)"
+            } else {
+                ""
+            }
         );
         for e in &c.evidence {
             let _ = writeln!(
@@ -891,8 +917,13 @@ fn render_html(r: &Report) -> String {
             (None, n) => {
                 let _ = write!(
                     o,
-                    "<p><b>{n} findings</b>; the first {} by time:</p><table class=\"evidence\"><thead><tr><th>Time (UTC)</th><th>Audit ID</th><th>User</th><th>Verb</th><th>Object</th><th>Code</th><th>Reason</th></tr></thead><tbody>",
-                    c.evidence_shown
+                    "<p><b>{n} findings</b>; the first {} by time{}:</p><table class=\"evidence\"><thead><tr><th>Time (UTC)</th><th>Audit ID</th><th>User</th><th>Verb</th><th>Object</th><th>Code</th><th>Reason</th></tr></thead><tbody>",
+                    c.evidence_shown,
+                    if (c.evidence_shown as u64) < n {
+                        " (every row: <code>--format json</code> or <code>--format csv</code>)"
+                    } else {
+                        ""
+                    }
                 );
                 for e in &c.evidence {
                     let _ = write!(

@@ -36,9 +36,9 @@ pub struct Schedule {
     #[serde(default = "html")]
     pub format: ReportFormat,
     pub out: String,
-    /// Evidence rows shown per control.
-    #[serde(default = "evidence")]
-    pub max_evidence: usize,
+    /// Evidence rows per control; by default every row for json and csv, 25 for md and html.
+    #[serde(default)]
+    pub max_evidence: Option<usize>,
 }
 
 fn all() -> String {
@@ -49,9 +49,6 @@ fn week() -> String {
 }
 fn html() -> ReportFormat {
     ReportFormat::Html
-}
-fn evidence() -> usize {
-    25
 }
 
 impl Schedule {
@@ -111,7 +108,7 @@ async fn run_one(
         frameworks: report::parse_frameworks(&s.framework)?,
         from,
         to,
-        max_evidence: s.max_evidence,
+        max_evidence: s.max_evidence.or(s.format.evidence_cap()),
     };
     let opts = QueryOptions {
         scope: config.scope.clone(),

@@ -339,3 +339,81 @@ fn scheduled_reports_are_written_to_their_folder() {
         stderr(&out)
     );
 }
+
+/// Machine-readable reports carry the evidence, not a sample: every row of every control's view
+/// in the window, unless --max-evidence asks for fewer; CSV cells a spreadsheet would run as a
+/// formula are neutralised.
+#[test]
+fn json_and_csv_carry_every_evidence_row_and_csv_cells_are_not_formulas() {
+    let (dir, store, _log) = generated_store(20_000, 30, 12);
+    let (from, to) = ("2026-02-18", "2026-03-20");
+    let args = |format: &str| -> Vec<String> {
+        ["report", "--from", from, "--to", to, "--format", format]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let run_report = |extra: &[&str], format: &str| {
+        let mut a = args(format);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        ok(&store, &a)
+    };
+    let r: Value = serde_json::from_slice(&run_report(&[], "json").stdout).unwrap();
+    let mut big = 0;
+    for c in r["controls"].as_array().unwrap() {
+        let view = c["view"].as_str().unwrap();
+        let n = count(
+            &store,
+            &format!("SELECT count(*) FROM {view} WHERE ts >= '{from}' AND ts < '{to}'"),
+        );
+        if c["status"] == "not evaluable" {
+            continue;
+        }
+        assert_eq!(c["findings"].as_u64(), Some(n), "{view}");
+        assert_eq!(
+            c["evidence"].as_array().map_or(0, Vec::len) as u64,
+            n,
+            "{view}: every evidence row"
+        );
+        if n > 25 {
+            big += 1;
+        }
+    }
+    assert!(big > 0, "some control has more than a page of evidence");
+    // --max-evidence still caps, and the default of md says how to get the rest.
+    let capped: Value =
+        serde_json::from_slice(&run_report(&["--max-evidence", "3"], "json").stdout).unwrap();
+    assert!(
+        capped["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["evidence"].as_array().map_or(0, Vec::len) <= 3)
+    );
+    let md = String::from_utf8_lossy(&run_report(&[], "md").stdout).into_owned();
+    assert!(
+        md.contains("every row: `--format json`"),
+        "{}",
+        &md[..2000.min(md.len())]
+    );
+
+    // A client's text that a spreadsheet would run: an exec by a user named like a formula.
+    let evil = dir.path().join("evil.log");
+    std::fs::write(
+        &evil,
+        r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"e1","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/pods/web/exec?command=sh","verb":"create","user":{"username":"=HYPERLINK(\"http://203.0.113.9/x\",\"ok\")","groups":["system:authenticated"]},"sourceIPs":["203.0.113.9"],"objectRef":{"resource":"pods","namespace":"default","name":"web","apiVersion":"v1","subresource":"exec"},"responseStatus":{"metadata":{},"code":101},"requestReceivedTimestamp":"2026-03-19T12:00:00.000000Z","stageTimestamp":"2026-03-19T12:00:01.000000Z"}"#.to_owned() + "\n",
+    )
+    .unwrap();
+    ok(&store, &["ingest", evil.to_str().unwrap()]);
+    let csv = String::from_utf8_lossy(&run_report(&[], "csv").stdout).into_owned();
+    let line = csv
+        .lines()
+        .find(|l| l.contains(",e1,"))
+        .expect("the exec is evidence");
+    assert!(line.contains("'=HYPERLINK"), "{line}");
+    for cell in line.split(',') {
+        let cell = cell.trim_start_matches('"');
+        assert!(!cell.starts_with(['=', '+', '-', '@']), "{cell} in {line}");
+    }
+}

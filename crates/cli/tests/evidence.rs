@@ -382,3 +382,71 @@ fn a_typo_in_the_store_path_is_an_error_not_an_empty_store() {
         assert!(!missing.exists(), "{args:?} created the folder");
     }
 }
+
+#[test]
+fn only_the_body_differs_is_another_event_and_other_spelling_is_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let ev = |id: &str, body: serde_json::Value| serde_json::json!({"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Request","auditID":id,"stage":"ResponseComplete","requestURI":"/api/v1/namespaces/p/configmaps/c","verb":"patch","user":{"username":"alice","extra":{"a":["1"],"b":["2"]}},"sourceIPs":["10.0.0.1"],"objectRef":{"resource":"configmaps","namespace":"p","name":"c","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":200},"requestReceivedTimestamp":"2026-03-19T10:30:00.000000Z","stageTimestamp":"2026-03-19T10:30:00.050000Z","annotations":{"authorization.k8s.io/decision":"allow","authorization.k8s.io/reason":""},"requestObject":body});
+    let safe = ev("b1", serde_json::json!({"data":{"mode":"safe"}}));
+    let evil = ev("b1", serde_json::json!({"data":{"mode":"escalate"}}));
+    let copy = ev("b2", serde_json::json!({"data":{"k":"v","j":"w"}}));
+    let lines = dir.path().join("lines.log");
+    std::fs::write(
+        &lines,
+        format!(
+            "{}\n{}\n{}\n",
+            serde_json::to_string(&safe).unwrap(),
+            serde_json::to_string(&evil).unwrap(),
+            serde_json::to_string(&copy).unwrap()
+        ),
+    )
+    .unwrap();
+    // The same b2 as a webhook batch would carry it: pretty-printed, keys in another order.
+    let mut reordered = copy.clone();
+    reordered["requestObject"] = serde_json::json!({"data":{"j":"w","k":"v"}});
+    reordered["user"]["extra"] = serde_json::json!({"b":["2"],"a":["1"]});
+    let batch = dir.path().join("batch.json");
+    std::fs::write(
+        &batch,
+        serde_json::to_string_pretty(
+            &serde_json::json!({"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[reordered]}),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let out = ok(
+        &store,
+        &["ingest", lines.to_str().unwrap(), batch.to_str().unwrap()],
+    );
+    let s = summary(&out);
+    assert_eq!((s["stored"], s["duplicates"]), (3, 1), "{}", stderr(&out));
+    let rows = sql_ndjson(
+        &store,
+        "SELECT audit_id, json_get_str(request_object, 'data', 'mode') AS mode FROM audit_id_reuse ORDER BY mode",
+    );
+    assert_eq!(
+        rows,
+        vec![
+            serde_json::json!({"audit_id":"b1","mode":"escalate"}),
+            serde_json::json!({"audit_id":"b1","mode":"safe"}),
+        ]
+    );
+    // Slimmed (bodies dropped by retention), the day still knows its events: the same input
+    // again is all copies.
+    ok(
+        &store,
+        &[
+            "retain",
+            "--slim-after",
+            "1d",
+            "--now",
+            "2026-03-25T00:00:00Z",
+        ],
+    );
+    let s = summary(&ok(
+        &store,
+        &["ingest", lines.to_str().unwrap(), batch.to_str().unwrap()],
+    ));
+    assert_eq!((s["stored"], s["duplicates"]), (0, 4));
+}

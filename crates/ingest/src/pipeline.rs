@@ -500,8 +500,39 @@ struct PartBuffer {
     /// ID keys of the day's stored events and of those kept by this run.
     ids: HashSet<u128>,
     /// Content digests of the same events, once some ID of the day repeated.
-    digests: Option<HashSet<u128>>,
+    digests: Option<DayDigests>,
     last_touched: u64,
+}
+
+/// What dedup compares a repeated ID's event with: the full digests of the day's events, and the
+/// body-less digests of its slimmed ones (whose bodies retention dropped).
+#[derive(Default)]
+struct DayDigests {
+    full: HashSet<u128>,
+    slimmed: HashSet<u128>,
+}
+
+impl DayDigests {
+    fn add(&mut self, d: &auditlake_model::digest::Digest) {
+        if d.slimmed {
+            self.slimmed.insert(d.meta);
+        } else {
+            self.full.insert(d.full);
+        }
+    }
+
+    /// Whether the event is a copy of one already here; if not, it is added.
+    fn insert_new(&mut self, d: &auditlake_model::digest::Digest) -> bool {
+        if self.full.contains(&d.full) || self.slimmed.contains(&d.meta) {
+            return false;
+        }
+        self.add(d);
+        true
+    }
+
+    fn len(&self) -> usize {
+        self.full.len() + self.slimmed.len()
+    }
 }
 
 /// Tries a read of a day's files again when a file it listed was removed meanwhile (a compaction
@@ -543,12 +574,14 @@ impl Writer<'_> {
     }
 
     /// The content digests of a day: its stored events and those buffered by this run.
-    fn day_digests(&self, p: &Partition, buffered: &[RecordBatch]) -> Result<HashSet<u128>> {
+    fn day_digests(&self, p: &Partition, buffered: &[RecordBatch]) -> Result<DayDigests> {
         let columns = auditlake_model::digest::digest_columns();
         let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
-        let mut out = HashSet::new();
+        let mut out = DayDigests::default();
         for b in self.read_day(p, &columns)?.iter().chain(buffered) {
-            out.extend(auditlake_model::digest::content_digests(b)?);
+            for d in auditlake_model::digest::content_digests(b)? {
+                out.add(&d);
+            }
         }
         Ok(out)
     }
@@ -631,7 +664,7 @@ impl Writer<'_> {
                         .zip(batch_digests)
                         .map(|(k, d)| {
                             let new_id = buf.ids.insert(*k);
-                            let new_event = digests.insert(d);
+                            let new_event = digests.insert_new(&d);
                             if new_event && !new_id {
                                 self.summary.reused_ids += 1;
                             }
@@ -680,7 +713,7 @@ impl Writer<'_> {
         let keys: usize = self
             .parts
             .values()
-            .map(|b| b.ids.len() + b.digests.as_ref().map_or(0, HashSet::len))
+            .map(|b| b.ids.len() + b.digests.as_ref().map_or(0, DayDigests::len))
             .sum();
         if self.parts.len() > 2048 || keys > self.opts.max_dedup_keys {
             let tick = self.tick;

@@ -785,11 +785,24 @@ impl<'a> RawDoc<'a> {
             }
         }
 
-        let by_ref = opts.redact.rules_for(
-            row.resource.as_deref(),
-            row.subresource.as_deref(),
-            row.api_group.as_deref(),
-        );
+        // Without a usable objectRef, the request URI says what the request was on.
+        let from_uri = row
+            .resource
+            .is_none()
+            .then(|| {
+                row.request_uri
+                    .as_deref()
+                    .and_then(crate::redact::resource_from_uri)
+            })
+            .flatten();
+        let by_ref = match &from_uri {
+            Some((r, sub, g)) => opts.redact.rules_for(Some(r), sub.as_deref(), g.as_deref()),
+            None => opts.redact.rules_for(
+                row.resource.as_deref(),
+                row.subresource.as_deref(),
+                row.api_group.as_deref(),
+            ),
+        };
         let body = |raw: &'a RawValue| -> Cow<'a, str> {
             let text = json_text(raw);
             match opts.redact.redact_body(&text, &by_ref) {

@@ -61,9 +61,11 @@ impl RedactRule {
         let Some(want) = self.resource.as_deref() else {
             return false;
         };
+        // Compared as the apiserver never writes them but an input could: any case, padded.
+        let same = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b.trim());
         let res_ok = match want.split_once('/') {
-            Some((r, sub)) => r == resource && subresource == Some(sub),
-            None => want == resource,
+            Some((r, sub)) => same(r, resource) && subresource.is_some_and(|s| same(sub, s)),
+            None => same(want, resource),
         };
         res_ok
             && self
@@ -211,12 +213,21 @@ impl RedactOptions {
         if by_ref.is_empty() && !self.may_name_covered_kind(text) {
             return None;
         }
-        let mut v: Value = match serde_json::from_str(text) {
-            Ok(v) => v,
-            // Fail closed: a body of a covered resource (or one that may be a covered kind) that
-            // cannot be read is not kept.
-            Err(_) => return Some(Value::String(REDACTED_BODY.into()).to_string()),
+        let whole = || Some(Value::String(REDACTED_BODY.into()).to_string());
+        // Fail closed: a body of a covered resource (or one that may be a covered kind) that
+        // cannot be read, or that gives a key twice (which value counts would be a guess), is
+        // not kept.
+        let Ok(mut v) = parse_strict(text) else {
+            return whole();
         };
+        // A body that is a JSON string (double-encoded JSON, a YAML apply patch): its text cannot
+        // be judged by paths, so on a covered resource, or naming a covered kind, it goes whole.
+        if let Value::String(inner) = &v {
+            return (!inner.is_empty()
+                && (!by_ref.is_empty() || self.may_name_covered_kind(inner)))
+            .then(whole)
+            .flatten();
+        }
         let mut changed = false;
         for &i in by_ref {
             changed |= self.apply_rule(&self.rules[i], &mut v);
@@ -233,13 +244,21 @@ impl RedactOptions {
                 changed |= self.apply_rule(r, v);
             }
         }
-        // Lists of anything (`List`, `SecretList`): each item by its own kind. Bounded: the
-        // parser's nesting limit bounds it anyway.
-        if depth < 64
-            && let Some(items) = v.get_mut("items").and_then(Value::as_array_mut)
-        {
-            for item in items {
-                changed |= self.apply_by_kind(item, depth + 1);
+        // Objects inside it by their own kinds: a List's items, a watch event's `object`, any
+        // wrapper. Bounded by the parser's nesting limit.
+        if depth < 256 {
+            match v {
+                Value::Object(m) => {
+                    for child in m.values_mut() {
+                        changed |= self.apply_by_kind(child, depth + 1);
+                    }
+                }
+                Value::Array(items) => {
+                    for item in items {
+                        changed |= self.apply_by_kind(item, depth + 1);
+                    }
+                }
+                _ => {}
             }
         }
         changed
@@ -252,8 +271,21 @@ impl RedactOptions {
             changed |= apply(&segs, v);
             // A JSON patch: operations writing at or below the path.
             if let Value::Array(ops) = v {
+                // A move or copy into a redacted path brings a value from elsewhere in the same
+                // patch: then no op keeps its value.
+                let moves_in = ops.iter().any(|op| {
+                    matches!(op.get("op").and_then(Value::as_str), Some("move" | "copy"))
+                        && op
+                            .get("path")
+                            .and_then(Value::as_str)
+                            .is_some_and(|p| walk_pattern(&segs, &pointer_segments(p)).is_none())
+                });
                 for op in ops.iter_mut() {
-                    changed |= redact_patch_op(&segs, op);
+                    changed |= if moves_in {
+                        op.get_mut("value").is_some_and(mask)
+                    } else {
+                        redact_patch_op(&segs, op)
+                    };
                 }
             }
         }
@@ -295,6 +327,99 @@ impl RedactOptions {
         }
         names
     }
+}
+
+/// Parses JSON, refusing an object that gives a key twice.
+fn parse_strict(text: &str) -> Result<Value, serde_json::Error> {
+    struct Strict(Value);
+    impl<'de> serde::Deserialize<'de> for Strict {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Strict;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("any JSON value")
+                }
+                fn visit_bool<E>(self, b: bool) -> Result<Strict, E> {
+                    Ok(Strict(Value::Bool(b)))
+                }
+                fn visit_i64<E>(self, n: i64) -> Result<Strict, E> {
+                    Ok(Strict(Value::from(n)))
+                }
+                fn visit_u64<E>(self, n: u64) -> Result<Strict, E> {
+                    Ok(Strict(Value::from(n)))
+                }
+                fn visit_f64<E>(self, n: f64) -> Result<Strict, E> {
+                    Ok(Strict(Value::from(n)))
+                }
+                fn visit_str<E>(self, s: &str) -> Result<Strict, E> {
+                    Ok(Strict(Value::String(s.to_owned())))
+                }
+                fn visit_string<E>(self, s: String) -> Result<Strict, E> {
+                    Ok(Strict(Value::String(s)))
+                }
+                fn visit_unit<E>(self) -> Result<Strict, E> {
+                    Ok(Strict(Value::Null))
+                }
+                fn visit_none<E>(self) -> Result<Strict, E> {
+                    Ok(Strict(Value::Null))
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut a: A,
+                ) -> Result<Strict, A::Error> {
+                    let mut v = Vec::new();
+                    while let Some(Strict(x)) = a.next_element()? {
+                        v.push(x);
+                    }
+                    Ok(Strict(Value::Array(v)))
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut a: A,
+                ) -> Result<Strict, A::Error> {
+                    let mut m = serde_json::Map::new();
+                    while let Some(k) = a.next_key::<String>()? {
+                        let Strict(x) = a.next_value()?;
+                        if m.insert(k.clone(), x).is_some() {
+                            return Err(serde::de::Error::custom(format!("duplicate key {k:?}")));
+                        }
+                    }
+                    Ok(Strict(Value::Object(m)))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+    serde_json::from_str::<Strict>(text).map(|s| s.0)
+}
+
+/// The resource, subresource and API group a request URI names
+/// (`/api/v1/namespaces/p/secrets/db`, `/apis/authentication.k8s.io/v1/tokenreviews`), for events
+/// whose `objectRef` is missing or not an object.
+pub fn resource_from_uri(uri: &str) -> Option<(String, Option<String>, Option<String>)> {
+    let path = uri.split(['?', '#']).next()?;
+    let mut parts = path.split('/').filter(|p| !p.is_empty());
+    let group = match parts.next()? {
+        "api" => {
+            parts.next()?;
+            None
+        }
+        "apis" => {
+            let g = parts.next()?.to_owned();
+            parts.next()?;
+            Some(g)
+        }
+        _ => return None,
+    };
+    let rest: Vec<&str> = parts.collect();
+    let rest = match rest.as_slice() {
+        ["namespaces", _ns, tail @ ..] if !tail.is_empty() => tail,
+        other => other,
+    };
+    let resource = (*rest.first()?).to_owned();
+    let sub = rest.get(2).map(|s| (*s).to_owned());
+    Some((resource, sub, group))
 }
 
 /// The segments of a JSON pointer, unescaped (`~1` is `/`, `~0` is `~`).
@@ -432,12 +557,15 @@ pub fn mask_rejected(raw: &str, opts: &RedactOptions) -> String {
     }
     let keys = opts.sensitive_keys();
     if let Ok(mut v) = serde_json::from_str::<Value>(raw) {
-        return if mask_value_keys(&mut v, &keys) {
-            v.to_string()
-        } else {
-            raw.to_owned()
-        };
+        // Written as parsed, not as it came: a key given twice keeps only the value that was
+        // judged (and masked).
+        mask_value_keys(&mut v, &keys);
+        return v.to_string();
     }
+    // Escapes could spell a key or a resource name without its letters: judge the text with
+    // its `\uXXXX` escapes decoded.
+    let decoded = decode_unicode_escapes(raw);
+    let raw = decoded.as_str();
     let mut text = raw;
     let mut cut = false;
     if opts.covered_names().iter().any(|n| raw.contains(n)) {
@@ -450,7 +578,7 @@ pub fn mask_rejected(raw: &str, opts: &RedactOptions) -> String {
             cut = true;
         }
     }
-    let mut out = mask_keys(text, &keys);
+    let mut out = mask_keys(text, &keys, sensitive_path_anywhere(text, &keys));
     if cut {
         out.push_str(&Value::String(REDACTED_REST.into()).to_string());
     }
@@ -495,7 +623,7 @@ fn mask_value_keys(v: &mut Value, keys: &[String]) -> bool {
 /// sensitive key (a string, an object or array up to its matching close, or a scalar) is replaced,
 /// and a value cut short is replaced up to the end of the text. A `value` key after a `path` that
 /// goes through a sensitive key (a JSON-patch operation) is replaced too.
-fn mask_keys(text: &str, keys: &[String]) -> String {
+fn mask_keys(text: &str, keys: &[String], every_value: bool) -> String {
     let b = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
@@ -516,7 +644,8 @@ fn mask_keys(text: &str, keys: &[String]) -> String {
             i = end;
             continue;
         }
-        let sensitive = keys.iter().any(|k| k == inner) || (patch_value && inner == "value");
+        let sensitive =
+            keys.iter().any(|k| k == inner) || ((patch_value || every_value) && inner == "value");
         j += 1;
         while j < b.len() && b[j].is_ascii_whitespace() {
             j += 1;
@@ -542,6 +671,62 @@ fn mask_keys(text: &str, keys: &[String]) -> String {
         }
     }
     out.push_str(&text[copied..]);
+    out
+}
+
+/// Whether a JSON-patch `path` anywhere in the text goes through a sensitive key: then, in text
+/// cut short, every `value` is masked (it may come before its `path`).
+fn sensitive_path_anywhere(text: &str, keys: &[String]) -> bool {
+    let b = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = text[from..].find("\"path\"") {
+        let mut j = from + i + 6;
+        while j < b.len() && (b[j].is_ascii_whitespace() || b[j] == b':') {
+            j += 1;
+        }
+        let end = value_end(b, j);
+        if sensitive_pointer(text[j..end].trim_matches('"'), keys) {
+            return true;
+        }
+        from = end.max(from + i + 6);
+    }
+    false
+}
+
+/// `\uXXXX` escapes (surrogate pairs too) replaced by their characters, except those that would
+/// end or escape a string (`"`, `\`) or are control characters.
+fn decode_unicode_escapes(text: &str) -> String {
+    if !text.contains("\\u") {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let hex = |s: &str| s.get(2..6).and_then(|h| u32::from_str_radix(h, 16).ok());
+        let (ch, used) = match (tail.as_bytes().get(1), hex(tail)) {
+            (Some(b'u'), Some(hi)) if (0xD800..0xDC00).contains(&hi) => {
+                match tail.get(6..8).filter(|p| *p == "\\u").and(hex(&tail[6..])) {
+                    Some(lo) if (0xDC00..0xE000).contains(&lo) => (
+                        char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)),
+                        12,
+                    ),
+                    _ => (None, 6),
+                }
+            }
+            (Some(b'u'), Some(c)) => (char::from_u32(c), 6),
+            // Any other escape: kept with the character it escapes.
+            (Some(_), _) => (None, 2.min(tail.len())),
+            (None, _) => (None, 1),
+        };
+        match ch {
+            Some(c) if c != '"' && c != '\\' && !c.is_control() => out.push(c),
+            _ => out.push_str(&tail[..used.min(tail.len())]),
+        }
+        rest = &tail[used.min(tail.len())..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -841,9 +1026,10 @@ mod tests {
                 rules.extend(o.rules_for(Some("tokenreviews"), None, None));
                 let out = o.redact_body(&text, &rules).unwrap_or(text.clone());
                 prop_assert!(!out.contains(SECRET), "{} -> {}", text, out);
-                // Redaction keeps the body JSON, and leaves alone what holds no secret.
+                // Redaction keeps the body JSON, and leaves alone what holds no secret (but for
+                // a string body on a covered resource, which goes whole: its text has no paths).
                 let parsed: Value = serde_json::from_str(&out).unwrap();
-                if !text.contains(SECRET) {
+                if !text.contains(SECRET) && !v.as_str().is_some_and(|s| !s.is_empty()) {
                     prop_assert_eq!(parsed, v);
                 }
             }

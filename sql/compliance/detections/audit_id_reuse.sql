@@ -3,7 +3,8 @@
 -- title: Audit ID reused by distinct requests
 -- finds: distinct events of one cluster that carry the same audit ID and stage. Exact copies (a
 --        retried webhook batch, overlapping log rotations) are stored once, so every such pair
---        differs in content; each event of a reused ID is listed, with how many share it.
+--        differs in content (the bodies included); each event of a reused ID is listed, with how
+--        many share it and its bodies, so that the difference shows.
 -- why: the apiserver prefers the audit ID a client sends in its Audit-ID request header, so a
 --      client can give a destructive request the ID of a harmless one. A tool that keys on the
 --      audit ID alone merges the two, and the second request vanishes from the trail.
@@ -22,7 +23,7 @@ SELECT e.ts, e.audit_id, e.cluster, e.user_name, e.verb, e.resource, e.subresour
               CAST(r.events AS VARCHAR), ' distinct events; this one: ', coalesce(e.verb, '?'), ' ',
               coalesce(e.request_uri, '?'), ' by ', coalesce(e.user_name, '(no user)'),
               ' from ', coalesce(e.source_ips[1], '(no source IP)')) AS reason,
-       e.stage, e.request_uri, r.events
+       e.stage, e.request_uri, r.events, e.request_object, e.response_object
 FROM audit_events e
 JOIN reused r
   ON e.audit_id = r.audit_id

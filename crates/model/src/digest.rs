@@ -142,6 +142,19 @@ fn put_json(h: &mut blake3::Hasher, v: &Value) {
     }
 }
 
+/// A fixed-width value (an integer, a timestamp) or its absence.
+fn put_fixed<const N: usize>(h: &mut blake3::Hasher, v: Option<[u8; N]>) {
+    match v {
+        None => {
+            h.update(&[0]);
+        }
+        Some(b) => {
+            h.update(&[1]);
+            h.update(&b);
+        }
+    }
+}
+
 fn put_column(h: &mut blake3::Hasher, c: &Column<'_>, i: usize) {
     match c {
         Column::Missing => {
@@ -162,22 +175,8 @@ fn put_column(h: &mut blake3::Hasher, c: &Column<'_>, i: usize) {
                 put_str(h, Some(a.value(i)));
             }
         }
-        Column::I32(a) => {
-            if a.is_valid(i) {
-                h.update(&[1]);
-                h.update(&a.value(i).to_le_bytes());
-            } else {
-                h.update(&[0]);
-            }
-        }
-        Column::Ts(a) => {
-            if a.is_valid(i) {
-                h.update(&[1]);
-                h.update(&a.value(i).to_le_bytes());
-            } else {
-                h.update(&[0]);
-            }
-        }
+        Column::I32(a) => put_fixed(h, a.is_valid(i).then(|| a.value(i).to_le_bytes())),
+        Column::Ts(a) => put_fixed(h, a.is_valid(i).then(|| a.value(i).to_le_bytes())),
         Column::List(a) => {
             let list = a.as_list::<i32>();
             if list.is_valid(i) {

@@ -134,9 +134,13 @@ impl Store {
 
     /// Where the store's files are, for deciding whether a location lies inside the store.
     pub fn bounds(&self) -> StoreBounds {
-        let local = self
-            .local
-            .then(|| std::path::PathBuf::from(format!("/{}", self.root)));
+        // The folder as the local filesystem maps the root (percent-decoded), canonical since
+        // `open_local` canonicalized it.
+        let local = self.local.then(|| {
+            LocalFileSystem::new()
+                .path_to_filesystem(&self.root)
+                .unwrap_or_else(|_| std::path::PathBuf::from(format!("/{}", self.root)))
+        });
         StoreBounds::new(self.root.clone(), local)
     }
 

@@ -635,43 +635,40 @@ impl Writer<'_> {
                     },
                 );
             }
-            let Some(buf) = self.parts.get(&p) else {
-                return Err(Error::Internal("partition buffer vanished".into()));
-            };
-            let repeats = {
-                let mut seen = HashSet::with_capacity(keys.len());
-                keys.iter().any(|k| buf.ids.contains(k) || !seen.insert(*k))
-            };
-            let load = repeats && buf.digests.is_none();
-            let loaded = if load {
-                Some(self.day_digests(&p, &buf.batches)?)
-            } else {
-                None
-            };
             let Some(buf) = self.parts.get_mut(&p) else {
                 return Err(Error::Internal("partition buffer vanished".into()));
             };
-            if let Some(d) = loaded {
-                buf.digests = Some(d);
-            }
             buf.last_touched = self.tick;
-            let mask: BooleanArray = match &mut buf.digests {
-                // No ID repeats and none has in this day: every event is new.
-                None => keys.iter().map(|k| Some(buf.ids.insert(*k))).collect(),
-                Some(digests) => {
-                    let batch_digests = auditlake_model::digest::content_digests(&batch)?;
-                    keys.iter()
-                        .zip(batch_digests)
-                        .map(|(k, d)| {
-                            let new_id = buf.ids.insert(*k);
-                            let new_event = digests.insert_new(&d);
-                            if new_event && !new_id {
-                                self.summary.reused_ids += 1;
-                            }
-                            Some(new_event)
-                        })
-                        .collect()
+            // The ID keys go in first: an event whose ID is new is a new event, at one hash (the
+            // common case); digests are needed only once an ID repeats in the day.
+            let new_ids: Vec<bool> = keys.iter().map(|k| buf.ids.insert(*k)).collect();
+            let mask: BooleanArray = if buf.digests.is_none() && new_ids.iter().all(|&n| n) {
+                BooleanArray::from(vec![true; keys.len()])
+            } else {
+                if buf.digests.is_none() {
+                    let loaded = self.day_digests(&p, &self.parts[&p].batches)?;
+                    if let Some(buf) = self.parts.get_mut(&p) {
+                        buf.digests = Some(loaded);
+                    }
                 }
+                let Some(digests) = self.parts.get_mut(&p).and_then(|b| b.digests.as_mut()) else {
+                    return Err(Error::Internal("partition digests vanished".into()));
+                };
+                let batch_digests = auditlake_model::digest::content_digests(&batch)?;
+                new_ids
+                    .iter()
+                    .zip(batch_digests)
+                    .map(|(&new_id, d)| {
+                        let new_event = digests.insert_new(&d);
+                        if new_event && !new_id {
+                            self.summary.reused_ids += 1;
+                        }
+                        Some(new_event)
+                    })
+                    .collect()
+            };
+            let Some(buf) = self.parts.get_mut(&p) else {
+                return Err(Error::Internal("partition buffer vanished".into()));
             };
             let kept = mask.true_count();
             self.summary.duplicates += (keys.len() - kept) as u64;

@@ -247,18 +247,8 @@ impl RedactOptions {
         // Objects inside it by their own kinds: a List's items, a watch event's `object`, any
         // wrapper. Bounded by the parser's nesting limit.
         if depth < 256 {
-            match v {
-                Value::Object(m) => {
-                    for child in m.values_mut() {
-                        changed |= self.apply_by_kind(child, depth + 1);
-                    }
-                }
-                Value::Array(items) => {
-                    for item in items {
-                        changed |= self.apply_by_kind(item, depth + 1);
-                    }
-                }
-                _ => {}
+            for child in children_mut(v) {
+                changed |= self.apply_by_kind(child, depth + 1);
             }
         }
         changed
@@ -438,6 +428,19 @@ fn mask(v: &mut Value) -> bool {
     true
 }
 
+/// The values directly inside an object or an array; none for a scalar.
+fn children_mut(v: &mut Value) -> impl Iterator<Item = &mut Value> {
+    let (values, items) = match v {
+        Value::Object(m) => (Some(m.values_mut()), None),
+        Value::Array(a) => (None, Some(a.iter_mut())),
+        _ => (None, None),
+    };
+    values
+        .into_iter()
+        .flatten()
+        .chain(items.into_iter().flatten())
+}
+
 /// Replaces what `segs` names inside `v`.
 fn apply(segs: &[String], v: &mut Value) -> bool {
     let Some((first, rest)) = segs.split_first() else {
@@ -446,32 +449,15 @@ fn apply(segs: &[String], v: &mut Value) -> bool {
     match first.as_str() {
         "**" => {
             let mut changed = apply(rest, v);
-            match v {
-                Value::Object(m) => {
-                    for child in m.values_mut() {
-                        changed |= apply(segs, child);
-                    }
-                }
-                Value::Array(items) => {
-                    for child in items {
-                        changed |= apply(segs, child);
-                    }
-                }
-                _ => {}
+            for child in children_mut(v) {
+                changed |= apply(segs, child);
             }
             changed
         }
         "*" => match v {
-            Value::Object(m) => {
+            Value::Object(_) | Value::Array(_) => {
                 let mut changed = false;
-                for child in m.values_mut() {
-                    changed |= apply(rest, child);
-                }
-                changed
-            }
-            Value::Array(items) => {
-                let mut changed = false;
-                for child in items {
+                for child in children_mut(v) {
                     changed |= apply(rest, child);
                 }
                 changed

@@ -47,6 +47,9 @@ pub struct Redact {
 pub struct Retention {
     pub max_age: Option<String>,
     pub slim_after: Option<String>,
+    /// How long files that a rewrite or retention removed stay on disk (for readers of older
+    /// snapshots) before they are deleted; 1h by default.
+    pub vacuum_grace: Option<String>,
 }
 
 impl Config {

@@ -107,6 +107,19 @@ pub fn run(store: &str, config: crate::config::Config, args: Args) -> Result<Exi
         secs,
         summary.read as f64 / secs.max(1e-9),
     );
+    match summary.version {
+        Some(v) => eprintln!(
+            "committed in {} commit(s); table version {v}",
+            summary.commits
+        ),
+        None => eprintln!("nothing new to commit"),
+    }
+    if summary.raced > 0 {
+        eprintln!(
+            "{} event(s) were committed by another writer first, and dropped here",
+            summary.raced
+        );
+    }
     if summary.reused_ids > 0 {
         eprintln!(
             "{} stored event(s) carry the audit ID and stage of a distinct event: see the audit_id_reuse detection",

@@ -58,8 +58,12 @@ enum Command {
     Report(report::Args),
     /// Run the config file's [[schedule]] reports when their cron expressions fire (or --run-now).
     Schedule(schedule::Args),
-    /// Merge the small files of each day into files of a target size (safe while others read).
+    /// Merge the small files of each day into files of a target size (safe while others read and write).
     Compact(maintain::CompactArgs),
+    /// Delete files no longer in the table (removed by compaction or retention, or never committed) after a grace period.
+    Vacuum(maintain::VacuumArgs),
+    /// Make a store written before the transaction log a Delta table (done by any write anyway).
+    Migrate(maintain::MigrateArgs),
     /// Delete days older than a maximum age; slim older days to Metadata level (config or flags).
     Retain(maintain::RetainArgs),
     /// Generate realistic audit traffic as JSON lines (demos, tests, benchmarks).
@@ -127,7 +131,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let (config, _) = config::Config::load(cli.config.as_deref())?;
             schedule::run(&cli.store, &config, args)
         }
-        Command::Compact(args) => maintain::compact(&cli.store, args),
+        Command::Compact(args) => {
+            let (config, _) = config::Config::load(cli.config.as_deref())?;
+            maintain::compact(&cli.store, &config, args)
+        }
+        Command::Vacuum(args) => {
+            let (config, _) = config::Config::load(cli.config.as_deref())?;
+            maintain::vacuum(&cli.store, &config, args)
+        }
+        Command::Migrate(args) => maintain::migrate(&cli.store, args),
         Command::Retain(args) => {
             let (config, _) = config::Config::load(cli.config.as_deref())?;
             maintain::retain(&cli.store, &config, args)

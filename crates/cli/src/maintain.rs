@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use auditlake_query::maintain::{self, RetentionPolicy, RewriteOptions};
+use auditlake_store::log::VacuumSummary;
 
 use crate::config::{Config, parse_age};
 use crate::time_arg::{parse_bounds, parse_time};
@@ -22,7 +23,25 @@ pub struct CompactArgs {
     /// Say what would be merged, change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Files removed by a commit are deleted once this old (default: [retention] vacuum_grace,
+    /// else 1h), so that readers of an older snapshot finish first.
+    #[arg(long, value_name = "AGE")]
+    vacuum_grace: Option<String>,
 }
+
+#[derive(clap::Args)]
+pub struct VacuumArgs {
+    /// Delete files removed (or never committed) at least this long ago (default: [retention]
+    /// vacuum_grace, else 1h). `0s` deletes at once: readers of older snapshots then fail.
+    #[arg(long, value_name = "AGE")]
+    grace: Option<String>,
+    /// Say what would be deleted, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(clap::Args)]
+pub struct MigrateArgs {}
 
 #[derive(clap::Args)]
 pub struct RetainArgs {
@@ -38,6 +57,18 @@ pub struct RetainArgs {
     /// Say what would be deleted or slimmed, change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Files removed by a commit are deleted once this old (default: [retention] vacuum_grace,
+    /// else 1h).
+    #[arg(long, value_name = "AGE")]
+    vacuum_grace: Option<String>,
+}
+
+/// The grace period before removed files are deleted: the flag, else the config file, else 1h.
+fn grace(cli: Option<&str>, config: &Config) -> Result<chrono::TimeDelta> {
+    match cli.or(config.retention.vacuum_grace.as_deref()) {
+        Some(s) => parse_age(s).context("invalid vacuum grace"),
+        None => Ok(auditlake_store::log::DEFAULT_VACUUM_GRACE),
+    }
 }
 
 fn range(from: Option<&str>, to: Option<&str>) -> Result<Option<(i64, i64)>> {
@@ -51,17 +82,26 @@ fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
 
-pub fn compact(store: &str, args: CompactArgs) -> Result<ExitCode> {
+pub fn compact(store: &str, config: &Config, args: CompactArgs) -> Result<ExitCode> {
     let store = crate::open_existing_store(store)?;
     let rt = crate::runtime()?;
     let opts = RewriteOptions {
         target_file_bytes: args.target_mb.max(1) << 20,
         range: range(args.from.as_deref(), args.to.as_deref())?,
         dry_run: args.dry_run,
+        vacuum_grace: grace(args.vacuum_grace.as_deref(), config)?,
         ..Default::default()
     };
     let s = rt.block_on(maintain::compact(&store, &opts))?;
-    report_recovery(&s.recovery);
+    if s.conflicts > 0 {
+        eprintln!(
+            "{} rewrites given up: another run replaced their files first",
+            s.conflicts
+        );
+    }
+    if s.duplicates > 0 {
+        eprintln!("dropped {} exact copies of stored events", s.duplicates);
+    }
     if args.dry_run {
         println!(
             "would merge {} files ({:.1} MB) in {} days",
@@ -80,6 +120,7 @@ pub fn compact(store: &str, args: CompactArgs) -> Result<ExitCode> {
             s.rows
         );
     }
+    report_version_and_vacuum(s.version, &s.vacuum);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -109,10 +150,16 @@ pub fn retain(store: &str, config: &Config, args: RetainArgs) -> Result<ExitCode
     let rt = crate::runtime()?;
     let opts = RewriteOptions {
         dry_run: args.dry_run,
+        vacuum_grace: grace(args.vacuum_grace.as_deref(), config)?,
         ..Default::default()
     };
     let s = rt.block_on(maintain::retain(&store, &policy, now, &opts))?;
-    report_recovery(&s.recovery);
+    if s.conflicts > 0 {
+        eprintln!(
+            "{} slimming rewrites given up: another run replaced their files first",
+            s.conflicts
+        );
+    }
     let verb = if args.dry_run {
         "would delete"
     } else {
@@ -159,17 +206,74 @@ pub fn retain(store: &str, config: &Config, args: RetainArgs) -> Result<ExitCode
             s.deleted_rejected
         );
     }
+    report_version_and_vacuum(s.version, &s.vacuum);
     Ok(ExitCode::SUCCESS)
 }
 
-fn report_recovery(r: &auditlake_store::commit::Recovery) {
-    if r.rolled_forward > 0 {
+fn report_version_and_vacuum(version: Option<auditlake_store::Version>, v: &VacuumSummary) {
+    if let Some(version) = version {
+        eprintln!("table version {version}");
+    }
+    if v.deleted_files > 0 {
         eprintln!(
-            "completed {} rewrites that an earlier run committed but did not finish",
-            r.rolled_forward
+            "vacuum: deleted {} files no longer in the table ({:.1} MB)",
+            v.deleted_files,
+            mb(v.deleted_bytes)
         );
     }
-    if r.staging_removed > 0 {
-        eprintln!("removed {} staging files of dead runs", r.staging_removed);
+    if v.kept_for_grace > 0 {
+        eprintln!(
+            "vacuum: {} removed files kept until their grace period has passed",
+            v.kept_for_grace
+        );
     }
+}
+
+/// `auditlake vacuum`: deletes files that are no longer in the table, past the grace period.
+pub fn vacuum(store: &str, config: &Config, args: VacuumArgs) -> Result<ExitCode> {
+    let store = crate::open_existing_store(store)?;
+    let rt = crate::runtime()?;
+    let grace = grace(args.grace.as_deref(), config)?;
+    let v = rt.block_on(store.vacuum(grace, args.dry_run))?;
+    let verb = if args.dry_run { "would delete" } else { "deleted" };
+    println!(
+        "{verb} {} files ({:.1} MB); {} kept for the grace period",
+        v.deleted_files,
+        mb(v.deleted_bytes),
+        v.kept_for_grace
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `auditlake migrate`: makes a store in the layout before the transaction log a table, and
+/// checks that the table holds what the folders held.
+pub fn migrate(store: &str, _args: MigrateArgs) -> Result<ExitCode> {
+    let store = crate::open_existing_store(store)?;
+    let rt = crate::runtime()?;
+    if let Some(v) = rt.block_on(store.latest_version())? {
+        println!("the store is a table already (version {v}); nothing to do");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let before = rt.block_on(store.snapshot(None))?;
+    let census_before = rt.block_on(maintain::census(&store, &before.files))?;
+    let version = rt.block_on(store.ensure_table())?;
+    let after = rt.block_on(store.snapshot(None))?;
+    let census_after = rt.block_on(maintain::census(&store, &after.files))?;
+    if census_before != census_after {
+        anyhow::bail!(
+            "the table (version {version}) does not hold what the folders held: {} events with \
+             {} distinct keys before, {} with {} after",
+            census_before.0,
+            census_before.1,
+            census_after.0,
+            census_after.1
+        );
+    }
+    println!(
+        "migrated: {} files, {} events, {} distinct (audit_id, stage, ts) keys, as version {version}",
+        after.files.len(),
+        census_after.0,
+        census_after.1
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -68,6 +68,10 @@ pub struct Args {
     /// csv (what a GRC system imports must be the evidence, not a sample), 25 for md and html.
     #[arg(long)]
     max_evidence: Option<usize>,
+    /// Compute the report on the store as it stood at a table version (a number, as a report
+    /// records it) or a time.
+    #[arg(long, value_name = "VERSION|TIME")]
+    as_of: Option<String>,
     /// Exit with status 4 when any control has findings (for CI and cron alerting).
     #[arg(long)]
     fail_on_findings: bool,
@@ -203,6 +207,8 @@ pub struct Report {
     pub generator: String,
     pub generated_at: String,
     pub store: String,
+    /// The table version the report was computed on: `--as-of <it>` computes it again.
+    pub table_version: Option<u64>,
     pub frameworks: Vec<String>,
     pub window_from: String,
     pub window_to: String,
@@ -450,6 +456,7 @@ pub async fn build(session: &AuditSession, scope: &Scope, req: &Request) -> Resu
         generator: format!("auditlake {}", env!("CARGO_PKG_VERSION")),
         generated_at: format_canonical(chrono::Utc::now().timestamp_micros()),
         store: session.store().url().to_string(),
+        table_version: session.version(),
         frameworks: req.frameworks.iter().map(|f| (*f).to_owned()).collect(),
         window_from: format_canonical(req.from),
         window_to: format_canonical(req.to),
@@ -503,6 +510,7 @@ pub fn run(store: &str, config: &Config, args: Args) -> Result<ExitCode> {
     let rt = crate::runtime()?;
     let opts = QueryOptions {
         scope: config.scope.clone(),
+        as_of: rt.block_on(pinned(&store, args.as_of.as_deref()))?,
         ..Default::default()
     };
     let session = rt.block_on(AuditSession::open(store, &opts))?;
@@ -599,15 +607,36 @@ fn frameworks_title(r: &Report) -> String {
         .join(", ")
 }
 
+/// The table version as a report shows it.
+fn version_text(v: Option<u64>) -> String {
+    v.map_or_else(|| "none: no transaction log yet".to_owned(), |v| v.to_string())
+}
+
+/// What a report reads: the version `--as-of` names, else the latest when it starts, so that
+/// every control sees the same files and the report can say which.
+pub async fn pinned(
+    store: &auditlake_store::Store,
+    as_of: Option<&str>,
+) -> Result<Option<auditlake_store::AsOf>> {
+    Ok(match as_of {
+        Some(a) => Some(crate::time_arg::parse_as_of(a)?),
+        None => store
+            .latest_version()
+            .await?
+            .map(auditlake_store::AsOf::Version),
+    })
+}
+
 fn render_md(r: &Report) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# Compliance report: {}\n", frameworks_title(r));
     let _ = writeln!(
         o,
-        "- Window: {} to {} (UTC, end exclusive)\n- Store: {}\n- Generated: {} by {}\n- Events in the window: {}\n- Controls: {} evaluated, {} pass, {} with findings, {} not evaluable\n",
+        "- Window: {} to {} (UTC, end exclusive)\n- Store: {} (table version {})\n- Generated: {} by {}\n- Events in the window: {}\n- Controls: {} evaluated, {} pass, {} with findings, {} not evaluable\n",
         r.window_from,
         r.window_to,
         r.store,
+        version_text(r.table_version),
         r.generated_at,
         r.generator,
         r.events_in_window,
@@ -817,11 +846,12 @@ fn render_html(r: &Report) -> String {
     );
     let _ = write!(
         o,
-        "<h1>{}</h1><p class=\"meta\">Window <b>{}</b> to <b>{}</b> (UTC, end exclusive) · store <b>{}</b> · generated {} by {}</p>",
+        "<h1>{}</h1><p class=\"meta\">Window <b>{}</b> to <b>{}</b> (UTC, end exclusive) · store <b>{}</b> at table version <b id=\"table-version\">{}</b> · generated {} by {}</p>",
         esc(&title),
         esc(&r.window_from),
         esc(&r.window_to),
         esc(&r.store),
+        version_text(r.table_version),
         esc(&r.generated_at),
         esc(&r.generator)
     );

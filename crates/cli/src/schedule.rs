@@ -112,6 +112,7 @@ async fn run_one(
     };
     let opts = QueryOptions {
         scope: config.scope.clone(),
+        as_of: report::pinned(store, None).await?,
         ..Default::default()
     };
     let session = AuditSession::open(store.clone(), &opts).await?;

@@ -44,6 +44,9 @@ pub struct Args {
     /// Print how long each statement took (to stderr).
     #[arg(long)]
     timing: bool,
+    /// Read the store as it stood at a table version (a number) or a time (RFC 3339 or a date).
+    #[arg(long, value_name = "VERSION|TIME")]
+    as_of: Option<String>,
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -76,6 +79,11 @@ pub fn run(store: &str, scope: auditlake_query::Scope, args: Args) -> Result<Exi
     let opts = QueryOptions {
         memory_limit: args.memory_limit,
         scope,
+        as_of: args
+            .as_of
+            .as_deref()
+            .map(crate::time_arg::parse_as_of)
+            .transpose()?,
         ..Default::default()
     };
     let session = rt.block_on(AuditSession::open(store, &opts))?;

@@ -3,6 +3,18 @@
 use anyhow::{Result, bail};
 use auditlake_model::time::{Micros, days_from_civil, parse_rfc3339};
 
+/// Parses an `--as-of`: a table version (digits) or a time as [`parse_time`] reads it.
+pub fn parse_as_of(s: &str) -> Result<auditlake_store::AsOf> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let v: u64 = s
+            .parse()
+            .map_err(|_| anyhow::anyhow!("version {s} is too large"))?;
+        return Ok(auditlake_store::AsOf::Version(v));
+    }
+    Ok(auditlake_store::AsOf::Time(parse_time(s)?))
+}
+
 /// Parses `2026-03-19T10:30:00Z` (any RFC 3339), `2026-03-19T10:30` (UTC), `2026-03-19` (midnight UTC), or
 /// `now`.
 pub fn parse_time(s: &str) -> Result<Micros> {

@@ -1,6 +1,7 @@
 //! The `auditlake` command tested as a user meets it: the real binary, real files.
 
 mod common;
+mod delta;
 mod evidence;
 mod ingest;
 mod maintain;

@@ -11,7 +11,9 @@ use arrow::datatypes::DataType;
 use auditlake_model::redact::mask_rejected;
 use auditlake_model::schema::col;
 use auditlake_model::{DecodeOptions, EventBatchBuilder, EventRow, decode_document};
-use auditlake_store::{Partition, RunId, Store, WriteOptions, encode_parquet};
+use auditlake_store::{
+    Commit, CommitKind, NewFile, Partition, RunId, Store, Version, WriteOptions, encode_parquet,
+};
 use tokio::runtime::Handle;
 
 use crate::input::Input;
@@ -76,6 +78,11 @@ pub struct IngestSummary {
     pub rejected: u64,
     pub files_written: u64,
     pub bytes_written: u64,
+    /// Commits to the store's log, and the table version after the last.
+    pub commits: u64,
+    pub version: Option<auditlake_store::Version>,
+    /// Events that another writer committed first while this run was committing (dropped here).
+    pub raced: u64,
     /// The first rejects, for the report on the terminal (all are kept in the store).
     pub first_rejects: Vec<Reject>,
     /// Where the rejected inputs were kept.
@@ -521,9 +528,14 @@ impl DayDigests {
         }
     }
 
+    /// Whether the event is a copy of one here.
+    fn contains(&self, d: &auditlake_model::digest::Digest) -> bool {
+        self.full.contains(&d.full) || self.slimmed.contains(&d.meta)
+    }
+
     /// Whether the event is a copy of one already here; if not, it is added.
     fn insert_new(&mut self, d: &auditlake_model::digest::Digest) -> bool {
-        if self.full.contains(&d.full) || self.slimmed.contains(&d.meta) {
+        if self.contains(d) {
             return false;
         }
         self.add(d);
@@ -547,12 +559,41 @@ fn retry_not_found<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
     }
 }
 
+/// A data file written and not yet committed, with its rows (kept until the commit lands, in
+/// case a concurrent writer committed some of the same events first).
+struct Pending {
+    partition: Partition,
+    batches: Vec<RecordBatch>,
+    file: NewFile,
+}
+
+/// The ID keys of a batch's rows.
+fn batch_keys(b: &RecordBatch) -> Result<Vec<u128>> {
+    let column = |name: &str| {
+        b.column_by_name(name)
+            .ok_or_else(|| Error::Internal(format!("stored batch without {name}")))
+    };
+    let id = cast(column(col::AUDIT_ID)?, &DataType::Utf8)?;
+    let stage = cast(column(col::STAGE)?, &DataType::Utf8)?;
+    let ts = column(col::TS)?.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+    let (id, stage) = (id.as_string::<i32>(), stage.as_string::<i32>());
+    Ok((0..b.num_rows())
+        .map(|i| {
+            let id = id.is_valid(i).then(|| id.value(i));
+            let st = stage.is_valid(i).then(|| stage.value(i));
+            dedup_key(id, st, ts.value(i))
+        })
+        .collect())
+}
+
 struct Writer<'a> {
     store: &'a Store,
     rt: &'a Handle,
     opts: &'a IngestOptions,
     run: RunId,
     seq: u32,
+    /// The table version this run's view of the stored keys is at least as new as.
+    version: Version,
     parts: HashMap<Partition, PartBuffer>,
     buffered: usize,
     tick: u64,
@@ -589,21 +630,8 @@ impl Writer<'_> {
     /// The ID keys of what is already stored in a partition.
     fn stored_keys(&self, p: &Partition) -> Result<HashSet<u128>> {
         let mut keys = HashSet::new();
-        {
-            let batches = self.read_day(p, &[col::TS, col::AUDIT_ID, col::STAGE])?;
-            for b in batches {
-                let id = cast(b.column(1), &DataType::Utf8)?;
-                let stage = cast(b.column(2), &DataType::Utf8)?;
-                let ts = b
-                    .column(0)
-                    .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
-                let (id, stage) = (id.as_string::<i32>(), stage.as_string::<i32>());
-                for i in 0..b.num_rows() {
-                    let id = id.is_valid(i).then(|| id.value(i));
-                    let st = stage.is_valid(i).then(|| stage.value(i));
-                    keys.insert(dedup_key(id, st, ts.value(i)));
-                }
-            }
+        for b in self.read_day(p, &[col::TS, col::AUDIT_ID, col::STAGE])? {
+            keys.extend(batch_keys(&b)?);
         }
         Ok(keys)
     }
@@ -685,7 +713,7 @@ impl Writer<'_> {
             buf.batches.push(batch);
             self.buffered += size;
             if buf.bytes >= self.opts.file_bytes {
-                self.flush(&p)?;
+                self.flush(&[p])?;
             }
         }
         if self.buffered > self.opts.buffer_bytes {
@@ -698,12 +726,16 @@ impl Writer<'_> {
                 .map(|(p, b)| (b.last_touched, std::cmp::Reverse(b.bytes), *p))
                 .collect();
             order.sort();
+            let mut freed = 0;
+            let mut chosen = Vec::new();
             for (_, _, p) in order {
-                if self.buffered <= self.opts.buffer_bytes / 2 {
+                if self.buffered - freed <= self.opts.buffer_bytes / 2 {
                     break;
                 }
-                self.flush(&p)?;
+                freed += self.parts[&p].bytes;
+                chosen.push(p);
             }
+            self.flush(&chosen)?;
         }
         // Keys of many days or events: drop those of idle, flushed days (re-read from their
         // files if events for them come again), so that memory stays bounded on long inputs.
@@ -720,26 +752,144 @@ impl Writer<'_> {
         Ok(())
     }
 
-    fn flush(&mut self, p: &Partition) -> Result<()> {
-        let Some(buf) = self.parts.get_mut(p) else {
+    /// Writes a file for each of the partitions' buffered events and commits them all in one
+    /// commit.
+    fn flush(&mut self, partitions: &[Partition]) -> Result<()> {
+        let mut pending = Vec::new();
+        for p in partitions {
+            let Some(buf) = self.parts.get_mut(p) else {
+                continue;
+            };
+            if buf.batches.is_empty() {
+                continue;
+            }
+            let batches = std::mem::take(&mut buf.batches);
+            self.buffered -= buf.bytes;
+            buf.bytes = 0;
+            pending.push(self.write_pending(*p, batches)?);
+        }
+        loop {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let rows: u64 = pending.iter().map(|p| p.file.rows).sum();
+            let mut commit = Commit::new(
+                CommitKind::Ingest,
+                self.run.as_str(),
+                format!("{rows} events in {} files", pending.len()),
+            );
+            commit.add = pending.iter().map(|p| p.file.clone()).collect();
+            auditlake_store::log::hold_point("ingest-before-commit");
+            if let Some(v) = self
+                .rt
+                .block_on(self.store.try_commit(Some(self.version), &commit))?
+            {
+                self.version = v;
+                self.summary.version = Some(v);
+                self.summary.commits += 1;
+                break;
+            }
+            self.catch_up(&mut pending)?;
+        }
+        for p in pending {
+            self.summary.stored += p.file.rows;
+            self.summary.files_written += 1;
+            self.summary.bytes_written += p.file.size;
+        }
+        Ok(())
+    }
+
+    fn write_pending(&mut self, partition: Partition, batches: Vec<RecordBatch>) -> Result<Pending> {
+        let enc = encode_parquet(&batches, &self.opts.write)?;
+        self.seq += 1;
+        let size = enc.bytes.len() as u64;
+        let target = self.rt.block_on(self.store.write_data_file(
+            &partition,
+            &self.run,
+            self.seq,
+            enc.bytes,
+        ))?;
+        Ok(Pending {
+            partition,
+            batches,
+            file: NewFile {
+                path: target.path().clone(),
+                partition,
+                size,
+                rows: enc.rows,
+                ts_range: enc.ts_range.unwrap_or((partition.start(), partition.start())),
+            },
+        })
+    }
+
+    /// Another writer committed the version this run meant to write. Its appends (and any since)
+    /// may hold events that this run holds too: the days they touched are read again as of the
+    /// latest version, their keys join the run's, and pending events that are already stored are
+    /// dropped from their files (which are written again without them) before the next try.
+    fn catch_up(&mut self, pending: &mut Vec<Pending>) -> Result<()> {
+        let entries = self.rt.block_on(self.store.entries_after(self.version))?;
+        let Some(last) = entries.last() else {
+            // The entry we lost to is not readable yet (listing lag): try again.
             return Ok(());
         };
-        if buf.batches.is_empty() {
-            return Ok(());
+        let mut touched: HashSet<Partition> = HashSet::new();
+        for e in &entries {
+            // Compaction outputs (no data change) hold events already stored.
+            touched.extend(e.add.iter().filter(|(_, dc)| *dc).map(|(f, _)| f.partition));
         }
-        let batches = std::mem::take(&mut buf.batches);
-        self.buffered -= buf.bytes;
-        buf.bytes = 0;
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let bytes = encode_parquet(&batches, &self.opts.write)?;
-        drop(batches);
-        let len = bytes.len() as u64;
-        self.seq += 1;
-        self.rt
-            .block_on(self.store.publish_data_file(p, &self.run, self.seq, bytes))?;
-        self.summary.stored += rows as u64;
-        self.summary.files_written += 1;
-        self.summary.bytes_written += len;
+        self.version = last.version;
+        for p in touched {
+            let mine = pending.iter().position(|x| x.partition == p);
+            if !self.parts.contains_key(&p) && mine.is_none() {
+                continue;
+            }
+            let stored = self.stored_keys(&p)?;
+            if let Some(buf) = self.parts.get_mut(&p) {
+                buf.ids.extend(stored.iter().copied());
+                // Reloaded from the files on the next repeated ID.
+                buf.digests = None;
+            }
+            let Some(i) = mine else { continue };
+            let ours: Vec<Vec<u128>> = pending[i]
+                .batches
+                .iter()
+                .map(batch_keys)
+                .collect::<Result<_>>()?;
+            if !ours.iter().flatten().any(|k| stored.contains(k)) {
+                continue;
+            }
+            // Same keys: the same event when the content digests agree too.
+            let theirs = self.day_digests(&p, &[])?;
+            let mut kept = Vec::new();
+            let mut dropped = 0u64;
+            for (b, keys) in pending[i].batches.iter().zip(&ours) {
+                let digests = auditlake_model::digest::content_digests(b)?;
+                let mask: BooleanArray = keys
+                    .iter()
+                    .zip(&digests)
+                    .map(|(k, d)| {
+                        let copy = stored.contains(k) && theirs.contains(d);
+                        Some(!copy)
+                    })
+                    .collect();
+                dropped += (b.num_rows() - mask.true_count()) as u64;
+                if mask.true_count() > 0 {
+                    kept.push(filter_record_batch(b, &mask)?);
+                }
+            }
+            if dropped == 0 {
+                continue;
+            }
+            self.summary.duplicates += dropped;
+            self.summary.raced += dropped;
+            let old = pending.remove(i);
+            self.rt
+                .block_on(self.store.delete_uncommitted(&old.file.path))?;
+            if !kept.is_empty() {
+                let again = self.write_pending(p, kept)?;
+                pending.push(again);
+            }
+        }
         Ok(())
     }
 
@@ -759,9 +909,7 @@ impl Writer<'_> {
     fn finish(mut self) -> Result<IngestSummary> {
         let mut all: Vec<Partition> = self.parts.keys().copied().collect();
         all.sort();
-        for p in all {
-            self.flush(&p)?;
-        }
+        self.flush(&all)?;
         self.flush_rejected()?;
         Ok(self.summary)
     }
@@ -776,10 +924,8 @@ pub fn ingest(
     progress: Arc<dyn Progress>,
     rt: &Handle,
 ) -> Result<IngestSummary> {
-    // Staging files of a run that died long ago; a live run's are younger than this.
-    if store.is_local() {
-        rt.block_on(store.clean_staging(chrono::TimeDelta::hours(6)))?;
-    }
+    // The table to write to (created, or migrated from the folders of an older store).
+    let version = rt.block_on(store.ensure_table())?;
     let threads = opts.threads.max(1);
     let (chunk_tx, chunk_rx) = sync_channel::<Chunk>(threads * 2);
     let (out_tx, out_rx) = sync_channel::<Result<Decoded>>(threads * 2);
@@ -791,6 +937,7 @@ pub fn ingest(
         opts,
         run: RunId::new(),
         seq: 0,
+        version,
         parts: HashMap::new(),
         buffered: 0,
         tick: 0,

@@ -1,5 +1,7 @@
-//! Store maintenance: compaction and retention, both rewrites under the commit protocol of
-//! [`auditlake_store::commit`], one run at a time (the store's maintenance lock).
+//! Store maintenance: compaction and retention, each change one commit to the store's
+//! transaction log ([`auditlake_store::log`]). Runs need no lock: two compactions of the same day
+//! race, one commits and the other finds its inputs removed and gives its day up; appends that
+//! ingests commit meanwhile are untouched.
 //!
 //! - [`compact`] merges the small files of a day (frequent ingests make many) into files of a
 //!   target size: a streaming merge of the inputs, which are each sorted by `ts`, so memory is a
@@ -14,9 +16,15 @@ use auditlake_model::audit_events_schema;
 use auditlake_model::schema::col;
 use auditlake_model::schema::flags::SLIMMED;
 use auditlake_model::time::Micros;
-use auditlake_store::commit::{Lock, Recovery, StagedFile};
-use auditlake_store::{DataFile, FileEncoder, Partition, RunId, Store, WriteOptions};
-use datafusion::arrow::array::{Array, ArrayRef, Int32Array, RecordBatch, new_null_array};
+use auditlake_store::log::{DEFAULT_VACUUM_GRACE, VacuumSummary, failpoint};
+use auditlake_store::{
+    Commit, CommitKind, DataFile, FileEncoder, NewFile, Partition, RunId, Store, Version,
+    WriteOptions,
+};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int32Array, RecordBatch, new_null_array,
+};
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::compute::{cast, kernels::bitwise::bitwise_or_scalar};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::file_format::FileFormat;
@@ -47,6 +55,8 @@ pub struct RewriteOptions {
     pub range: Option<(Micros, Micros)>,
     /// Say what would be done, change nothing.
     pub dry_run: bool,
+    /// Files that a commit removed are deleted this long after (see [`Store::vacuum`]).
+    pub vacuum_grace: chrono::TimeDelta,
 }
 
 impl Default for RewriteOptions {
@@ -57,6 +67,7 @@ impl Default for RewriteOptions {
             write: WriteOptions::default(),
             range: None,
             dry_run: false,
+            vacuum_grace: DEFAULT_VACUUM_GRACE,
         }
     }
 }
@@ -70,7 +81,14 @@ pub struct CompactSummary {
     pub bytes_before: u64,
     pub bytes_after: u64,
     pub rows: u64,
-    pub recovery: Recovery,
+    /// Exact copies of an event found in a day and dropped (a store is not meant to hold any:
+    /// defence in depth).
+    pub duplicates: u64,
+    /// Rewrites given up because another run removed their inputs first.
+    pub conflicts: usize,
+    /// The table version after the run.
+    pub version: Option<Version>,
+    pub vacuum: VacuumSummary,
 }
 
 /// Retention settings: both optional, but [`retain`] refuses to run with neither.
@@ -95,7 +113,10 @@ pub struct RetainSummary {
     pub bytes_after_slimming: u64,
     /// Parts of the rejected-events area older than the maximum age, deleted.
     pub deleted_rejected: usize,
-    pub recovery: Recovery,
+    /// Slimming rewrites given up because another run removed their inputs first.
+    pub conflicts: usize,
+    pub version: Option<Version>,
+    pub vacuum: VacuumSummary,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,70 +126,76 @@ enum Action {
 }
 
 impl Action {
-    fn name(self) -> &'static str {
+    fn kind(self) -> CommitKind {
         match self {
-            Self::Compact => "compact",
-            Self::Slim => "slim",
+            Self::Compact => CommitKind::Compact,
+            Self::Slim => CommitKind::Slim,
         }
     }
 }
 
-/// Runs `f` holding the store's maintenance lock, after completing what dead runs left.
-async fn locked<T, F>(store: &Store, command: &str, f: F) -> Result<T>
-where
-    F: AsyncFnOnce(&RunId, &Lock, Recovery) -> Result<T>,
-{
-    let run = RunId::new();
-    let lock = store.lock(&run, command).await?;
-    let result = match store.recover(&lock).await {
-        Ok(recovery) => f(&run, &lock, recovery).await,
-        Err(e) => Err(e.into()),
-    };
-    let released = store.unlock(lock).await;
-    let out = result?;
-    released?;
-    Ok(out)
+/// What one rewrite of a chunk of a day's files came to.
+enum Rewritten {
+    Committed { outputs: Vec<NewFile>, duplicates: u64 },
+    /// Another run removed an input first; the outputs were deleted.
+    Conflict,
 }
 
 /// Merges the small files of each day into files of about `target_file_bytes`.
 pub async fn compact(store: &Store, opts: &RewriteOptions) -> Result<CompactSummary> {
-    locked(store, "compact", async |run, _lock, recovery| {
-        let mut summary = CompactSummary {
-            recovery,
-            ..Default::default()
-        };
-        let mut seq = 0u32;
-        let small = (opts.target_file_bytes as u64) * 3 / 4;
-        for (partition, files) in store.partitions(opts.range).await? {
-            let inputs: Vec<DataFile> = files.into_iter().filter(|f| f.meta.size < small).collect();
-            if inputs.len() < 2 {
-                continue;
-            }
-            summary.days += 1;
-            summary.files_before += inputs.len();
-            summary.bytes_before += inputs.iter().map(|f| f.meta.size).sum::<u64>();
-            if opts.dry_run {
-                continue;
-            }
-            for chunk in inputs.chunks(opts.max_inputs.max(2)) {
-                let out = rewrite(
-                    store,
-                    run,
-                    &mut seq,
-                    &partition,
-                    chunk,
-                    Action::Compact,
-                    opts,
-                )
-                .await?;
-                summary.files_after += out.len();
-                summary.bytes_after += out.iter().map(|f| f.bytes).sum::<u64>();
-                summary.rows += out.iter().map(|f| f.rows).sum::<u64>();
+    let run = RunId::new();
+    let mut version = store.ensure_table().await?;
+    let snapshot = store.snapshot(None).await?;
+    version = snapshot.version.unwrap_or(version).max(version);
+    let mut summary = CompactSummary::default();
+    let mut seq = 0u32;
+    let small = (opts.target_file_bytes as u64) * 3 / 4;
+    for (partition, files) in by_partition(snapshot.files_in(opts.range)) {
+        let inputs: Vec<DataFile> = files.into_iter().filter(|f| f.meta.size < small).collect();
+        if inputs.len() < 2 {
+            continue;
+        }
+        summary.days += 1;
+        summary.files_before += inputs.len();
+        summary.bytes_before += inputs.iter().map(|f| f.meta.size).sum::<u64>();
+        if opts.dry_run {
+            continue;
+        }
+        for chunk in inputs.chunks(opts.max_inputs.max(2)) {
+            match rewrite(store, &run, &mut seq, &mut version, &partition, chunk, Action::Compact, opts)
+                .await?
+            {
+                Rewritten::Committed { outputs, duplicates } => {
+                    summary.files_after += outputs.len();
+                    summary.bytes_after += outputs.iter().map(|f| f.size).sum::<u64>();
+                    summary.rows += outputs.iter().map(|f| f.rows).sum::<u64>();
+                    summary.duplicates += duplicates;
+                }
+                Rewritten::Conflict => summary.conflicts += 1,
             }
         }
-        Ok(summary)
+    }
+    summary.version = Some(version);
+    if !opts.dry_run {
+        summary.vacuum = store.vacuum(opts.vacuum_grace, false).await?;
+    }
+    Ok(summary)
+}
+
+fn by_partition(files: Vec<DataFile>) -> std::collections::BTreeMap<Partition, Vec<DataFile>> {
+    let mut out: std::collections::BTreeMap<Partition, Vec<DataFile>> = Default::default();
+    for f in files {
+        out.entry(f.partition).or_default().push(f);
+    }
+    out
+}
+
+/// Rows of a file, from the log or else its footer.
+async fn file_rows(store: &Store, f: &DataFile) -> Result<u64> {
+    Ok(match f.rows {
+        Some(n) => n,
+        None => store.file_metadata(f).await?.file_metadata().num_rows().max(0) as u64,
     })
-    .await
 }
 
 /// Applies a retention policy as of `now`: deletes days older than `max_age`, slims days older
@@ -189,66 +216,105 @@ pub async fn retain(
     let micros = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or(i64::MAX);
     let delete_before = policy.max_age.map(|a| now.saturating_sub(micros(a)));
     let slim_before = policy.slim_after.map(|a| now.saturating_sub(micros(a)));
-    locked(store, "retain", async |run, lock, recovery| {
-        let mut summary = RetainSummary {
-            recovery,
-            ..Default::default()
-        };
-        let mut seq = 0u32;
-        for (partition, files) in store.partitions(None).await? {
-            if delete_before.is_some_and(|t| partition.end() <= t) {
-                let mut rows = 0u64;
+    let run = RunId::new();
+    let mut version = store.ensure_table().await?;
+    let snapshot = store.snapshot(None).await?;
+    version = snapshot.version.unwrap_or(version).max(version);
+    let mut summary = RetainSummary::default();
+    let mut seq = 0u32;
+    let files = snapshot.files.as_ref().clone();
+    for (partition, files) in by_partition(files) {
+        if delete_before.is_some_and(|t| partition.end() <= t) {
+            summary.deleted_days.push(partition.date());
+            if opts.dry_run {
                 for f in &files {
-                    rows += store.file_metadata(f).await?.file_metadata().num_rows() as u64;
+                    summary.deleted_rows += file_rows(store, f).await?;
                 }
-                summary.deleted_days.push(partition.date());
                 summary.deleted_files += files.len();
-                summary.deleted_rows += rows;
                 summary.deleted_bytes += files.iter().map(|f| f.meta.size).sum::<u64>();
-                if !opts.dry_run {
-                    store.delete_files(lock, &files).await?;
-                }
                 continue;
             }
-            if slim_before.is_some_and(|t| partition.end() <= t) {
-                let mut fat = Vec::new();
-                for f in &files {
-                    if has_bodies(store, f).await? {
-                        fat.push(f.clone());
+            let mut files = files;
+            // A compaction may replace the day's files meanwhile: then the day is read again.
+            for attempt in 0.. {
+                let mut c = Commit::new(
+                    CommitKind::Retain,
+                    run.as_str(),
+                    format!("{} is older than the maximum age", partition.date()),
+                );
+                c.remove = files.clone();
+                auditlake_store::log::hold_point("retain-before-commit");
+                match store.commit(version, &c).await {
+                    Ok(v) => {
+                        version = v;
+                        for f in &files {
+                            summary.deleted_rows += file_rows(store, f).await?;
+                        }
+                        summary.deleted_files += files.len();
+                        summary.deleted_bytes += files.iter().map(|f| f.meta.size).sum::<u64>();
+                        break;
                     }
+                    Err(auditlake_store::Error::Conflict(_)) if attempt < 5 => {
+                        let again = store.snapshot(None).await?;
+                        version = again.version.unwrap_or(version).max(version);
+                        files = again
+                            .files
+                            .iter()
+                            .filter(|f| f.partition == partition)
+                            .cloned()
+                            .collect();
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                if fat.is_empty() {
-                    continue;
+            }
+            continue;
+        }
+        if slim_before.is_some_and(|t| partition.end() <= t) {
+            let mut fat = Vec::new();
+            for f in &files {
+                if has_bodies(store, f).await? {
+                    fat.push(f.clone());
                 }
-                summary.slimmed_days.push(partition.date());
-                summary.bytes_before_slimming += fat.iter().map(|f| f.meta.size).sum::<u64>();
-                if opts.dry_run {
-                    continue;
-                }
-                for chunk in fat.chunks(opts.max_inputs.max(1)) {
-                    let out = rewrite(store, run, &mut seq, &partition, chunk, Action::Slim, opts)
-                        .await?;
-                    summary.bytes_after_slimming += out.iter().map(|f| f.bytes).sum::<u64>();
-                    summary.slimmed_rows += out.iter().map(|f| f.rows).sum::<u64>();
+            }
+            if fat.is_empty() {
+                continue;
+            }
+            summary.slimmed_days.push(partition.date());
+            summary.bytes_before_slimming += fat.iter().map(|f| f.meta.size).sum::<u64>();
+            if opts.dry_run {
+                continue;
+            }
+            for chunk in fat.chunks(opts.max_inputs.max(1)) {
+                match rewrite(store, &run, &mut seq, &mut version, &partition, chunk, Action::Slim, opts)
+                    .await?
+                {
+                    Rewritten::Committed { outputs, .. } => {
+                        summary.bytes_after_slimming += outputs.iter().map(|f| f.size).sum::<u64>();
+                        summary.slimmed_rows += outputs.iter().map(|f| f.rows).sum::<u64>();
+                    }
+                    Rewritten::Conflict => summary.conflicts += 1,
                 }
             }
         }
-        // Rejected input is aged by the same rule as the days it would have gone to.
-        if let Some(t) = delete_before {
-            let old: Vec<_> = store
-                .rejected_files()
-                .await?
-                .into_iter()
-                .filter(|m| m.last_modified.timestamp_micros() < t)
-                .collect();
-            summary.deleted_rejected = old.len();
-            if !opts.dry_run && !old.is_empty() {
-                store.delete_rejected(lock, &old).await?;
-            }
+    }
+    // Rejected input is aged by the same rule as the days it would have gone to.
+    if let Some(t) = delete_before {
+        let old: Vec<_> = store
+            .rejected_files()
+            .await?
+            .into_iter()
+            .filter(|m| m.last_modified.timestamp_micros() < t)
+            .collect();
+        summary.deleted_rejected = old.len();
+        if !opts.dry_run && !old.is_empty() {
+            store.delete_rejected(&old).await?;
         }
-        Ok(summary)
-    })
-    .await
+    }
+    summary.version = Some(version);
+    if !opts.dry_run {
+        summary.vacuum = store.vacuum(opts.vacuum_grace, false).await?;
+    }
+    Ok(summary)
 }
 
 /// Whether any row of a file still has a request or response body (from the footer's null
@@ -279,16 +345,19 @@ async fn has_bodies(store: &Store, file: &DataFile) -> Result<bool> {
 }
 
 /// Replaces `inputs` (files of one day) with their rows merged by `ts` into files of the target
-/// size, slimmed for [`Action::Slim`], and commits the replacement.
+/// size, slimmed for [`Action::Slim`], and commits the replacement after `version` (which it
+/// advances).
+#[allow(clippy::too_many_arguments)]
 async fn rewrite(
     store: &Store,
     run: &RunId,
     seq: &mut u32,
+    version: &mut Version,
     partition: &Partition,
     inputs: &[DataFile],
     action: Action,
     opts: &RewriteOptions,
-) -> Result<Vec<StagedFile>> {
+) -> Result<Rewritten> {
     let schema = audit_events_schema();
     let runtime = RuntimeEnvBuilder::new().build_arc()?;
     let config = SessionConfig::new()
@@ -324,10 +393,22 @@ async fn rewrite(
     let merged = Arc::new(SortPreservingMergeExec::new(ordering, scan));
     let mut stream = execute_stream(merged, ctx.task_ctx())?;
 
-    let mut staged = Vec::new();
+    let mut outputs = Vec::new();
     let mut enc: Option<FileEncoder> = None;
+    let mut dups = Duplicates::default();
+    let mut duplicates = 0u64;
     while let Some(batch) = stream.next().await {
         let batch = conform(&schema, &batch?, action)?;
+        let batch = match dups.mask(&batch)? {
+            Some(mask) => {
+                duplicates += (batch.num_rows() - mask.true_count()) as u64;
+                filter_record_batch(&batch, &mask)?
+            }
+            None => batch,
+        };
+        if batch.num_rows() == 0 {
+            continue;
+        }
         let e = match &mut enc {
             Some(e) => e,
             None => enc.insert(FileEncoder::new(
@@ -339,44 +420,184 @@ async fn rewrite(
         if e.size() >= opts.target_file_bytes
             && let Some(done) = enc.take()
         {
-            staged.push(stage(store, partition, run, seq, done).await?);
+            outputs.push(write_output(store, partition, run, seq, done).await?);
         }
     }
     if let Some(done) = enc.take() {
-        staged.push(stage(store, partition, run, seq, done).await?);
+        outputs.push(write_output(store, partition, run, seq, done).await?);
     }
-    let rows_in: u64 = {
-        let mut n = 0;
-        for f in inputs {
-            n += store.file_metadata(f).await?.file_metadata().num_rows() as u64;
+    let mut rows_in = 0u64;
+    for f in inputs {
+        rows_in += file_rows(store, f).await?;
+    }
+    let rows_out: u64 = outputs.iter().map(|s| s.rows).sum();
+    if rows_in != rows_out + duplicates {
+        for o in &outputs {
+            store.delete_uncommitted(&o.path).await?;
         }
-        n
-    };
-    let rows_out: u64 = staged.iter().map(|s| s.rows).sum();
-    if rows_in != rows_out {
         return Err(Error::Internal(format!(
-            "rewrite of {partition} read {rows_out} rows from files holding {rows_in}; nothing \
-             was committed"
+            "rewrite of {partition} read {} rows from files holding {rows_in}; nothing was \
+             committed",
+            rows_out + duplicates
         )));
     }
-    auditlake_store::commit::failpoint("before-commit");
-    store
-        .commit_rewrite(run, action.name(), partition, inputs, &staged)
-        .await?;
-    Ok(staged)
+    failpoint("before-commit");
+    auditlake_store::log::hold_point("rewrite-before-commit");
+    let mut c = Commit::new(
+        action.kind(),
+        run.as_str(),
+        match action {
+            Action::Compact => format!("{} small files of {} merged", inputs.len(), partition.date()),
+            Action::Slim => format!("bodies of {} dropped (older than slim_after)", partition.date()),
+        },
+    );
+    c.remove = inputs.to_vec();
+    c.add = outputs.clone();
+    match store.commit(*version, &c).await {
+        Ok(v) => {
+            *version = v;
+            Ok(Rewritten::Committed {
+                outputs,
+                duplicates,
+            })
+        }
+        Err(auditlake_store::Error::Conflict(why)) => {
+            eprintln!("note: {} of {partition} given up: {why}", action.kind().name());
+            for o in &outputs {
+                store.delete_uncommitted(&o.path).await?;
+            }
+            Ok(Rewritten::Conflict)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
-async fn stage(
+async fn write_output(
     store: &Store,
     partition: &Partition,
     run: &RunId,
     seq: &mut u32,
     enc: FileEncoder,
-) -> Result<StagedFile> {
+) -> Result<NewFile> {
     *seq += 1;
-    let rows = enc.rows();
-    let bytes = enc.finish()?;
-    Ok(store.stage_file(partition, run, *seq, bytes, rows).await?)
+    let done = enc.finish()?;
+    let size = done.bytes.len() as u64;
+    let path = store
+        .write_data_file(partition, run, *seq, done.bytes)
+        .await?;
+    Ok(NewFile {
+        path: path.path().clone(),
+        partition: *partition,
+        size,
+        rows: done.rows,
+        ts_range: done
+            .ts_range
+            .unwrap_or((partition.start(), partition.start())),
+    })
+}
+
+/// Finds exact copies of an event in the merged stream of a day. Copies have the same `ts`, so
+/// only runs of equal `ts` are compared (the rows of the last `ts` of the previous batch are
+/// kept for the next): by audit ID and stage, then by content digest.
+#[derive(Default)]
+struct Duplicates {
+    /// The last `ts` seen, and the (audit_id, stage, digest) of the rows kept with it.
+    run: Option<(i64, Vec<(Option<String>, Option<String>, u128)>)>,
+}
+
+impl Duplicates {
+    /// A mask of the rows to keep, or None when all are kept.
+    fn mask(&mut self, batch: &RecordBatch) -> Result<Option<BooleanArray>> {
+        let ts = batch
+            .column_by_name(col::TS)
+            .and_then(|c| c.as_primitive_opt::<datafusion::arrow::datatypes::TimestampMicrosecondType>())
+            .ok_or_else(|| Error::Internal("rewrite batch without ts".into()))?;
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(None);
+        }
+        // Rows whose ts equals the one before them (or the previous batch's last).
+        let prev_last = self.run.as_ref().map(|r| r.0);
+        let repeats: Vec<usize> = (0..n)
+            .filter(|&i| {
+                let before = if i == 0 { prev_last } else { Some(ts.value(i - 1)) };
+                before == Some(ts.value(i))
+            })
+            .collect();
+        let last_ts = ts.value(n - 1);
+        if repeats.is_empty() {
+            self.run = Some((last_ts, self.tail(batch, ts, last_ts)?));
+            return Ok(None);
+        }
+        let digests = auditlake_model::digest::content_digests(batch)?;
+        let id = cast(
+            batch.column_by_name(col::AUDIT_ID).ok_or_else(|| Error::Internal("no audit_id".into()))?,
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )?;
+        let stage = cast(
+            batch.column_by_name(col::STAGE).ok_or_else(|| Error::Internal("no stage".into()))?,
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )?;
+        let (id, stage) = (id.as_string::<i32>(), stage.as_string::<i32>());
+        let key = |i: usize| {
+            (
+                id.is_valid(i).then(|| id.value(i).to_owned()),
+                stage.is_valid(i).then(|| stage.value(i).to_owned()),
+                digests[i].full,
+            )
+        };
+        let mut keep = vec![true; n];
+        let mut current: Vec<(Option<String>, Option<String>, u128)> = match self.run.take() {
+            Some((t, rows)) if n > 0 && t == ts.value(0) => rows,
+            _ => Vec::new(),
+        };
+        let mut current_ts = prev_last;
+        for i in 0..n {
+            if current_ts != Some(ts.value(i)) {
+                current.clear();
+                current_ts = Some(ts.value(i));
+            }
+            let k = key(i);
+            if current.contains(&k) {
+                keep[i] = false;
+            } else {
+                current.push(k);
+            }
+        }
+        self.run = Some((last_ts, current));
+        Ok(keep.iter().any(|k| !k).then(|| BooleanArray::from(keep)))
+    }
+
+    /// The keys of the rows at the end of a batch that have its last `ts`.
+    fn tail(
+        &self,
+        batch: &RecordBatch,
+        ts: &datafusion::arrow::array::PrimitiveArray<datafusion::arrow::datatypes::TimestampMicrosecondType>,
+        last_ts: i64,
+    ) -> Result<Vec<(Option<String>, Option<String>, u128)>> {
+        let n = batch.num_rows();
+        let start = (0..n).rev().take_while(|&i| ts.value(i) == last_ts).last().unwrap_or(n - 1);
+        let slice = batch.slice(start, n - start);
+        let digests = auditlake_model::digest::content_digests(&slice)?;
+        let id = cast(
+            slice.column_by_name(col::AUDIT_ID).ok_or_else(|| Error::Internal("no audit_id".into()))?,
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )?;
+        let stage = cast(
+            slice.column_by_name(col::STAGE).ok_or_else(|| Error::Internal("no stage".into()))?,
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )?;
+        let (id, stage) = (id.as_string::<i32>(), stage.as_string::<i32>());
+        Ok((0..slice.num_rows())
+            .map(|i| {
+                (
+                    id.is_valid(i).then(|| id.value(i).to_owned()),
+                    stage.is_valid(i).then(|| stage.value(i).to_owned()),
+                    digests[i].full,
+                )
+            })
+            .collect())
+    }
 }
 
 /// The batch with the store's exact column types (a reader may hand out views), slimmed if asked.
@@ -405,4 +626,38 @@ fn conform(schema: &SchemaRef, batch: &RecordBatch, action: Action) -> Result<Re
         columns.push(c);
     }
     Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+}
+
+/// Events and distinct (audit_id, stage, ts) keys in `files`: what a migration must keep.
+pub async fn census(store: &Store, files: &[DataFile]) -> Result<(u64, u64)> {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash, Hasher};
+    let mut keys = std::collections::HashSet::new();
+    let mut rows = 0u64;
+    for f in files {
+        for b in store
+            .read_file(f, Some(&[col::TS, col::AUDIT_ID, col::STAGE]))
+            .await?
+        {
+            rows += b.num_rows() as u64;
+            let id = cast(b.column(1), &datafusion::arrow::datatypes::DataType::Utf8)?;
+            let stage = cast(b.column(2), &datafusion::arrow::datatypes::DataType::Utf8)?;
+            let ts = b
+                .column(0)
+                .as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
+            let (id, stage) = (id.as_string::<i32>(), stage.as_string::<i32>());
+            for i in 0..b.num_rows() {
+                let mut h = [0u64; 2];
+                for (seed, out) in h.iter_mut().enumerate() {
+                    let mut hasher = BuildHasherDefault::<DefaultHasher>::default().build_hasher();
+                    seed.hash(&mut hasher);
+                    ts.value(i).hash(&mut hasher);
+                    id.is_valid(i).then(|| id.value(i)).hash(&mut hasher);
+                    stage.is_valid(i).then(|| stage.value(i)).hash(&mut hasher);
+                    *out = hasher.finish();
+                }
+                keys.insert((u128::from(h[0]) << 64) | u128::from(h[1]));
+            }
+        }
+    }
+    Ok((rows, keys.len() as u64))
 }

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use auditlake_store::Store;
+use auditlake_store::{AsOf, Store, Version};
 use datafusion::catalog::SchemaProvider;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
@@ -26,6 +26,9 @@ pub struct QueryOptions {
     /// What the compliance controls take as cardholder-data and ePHI namespaces, administrators,
     /// automation, business hours and thresholds ([`Scope::default`] when not configured).
     pub scope: Scope,
+    /// Read the store as it stood at this version or time (the latest, refreshed at each query,
+    /// when None).
+    pub as_of: Option<AsOf>,
 }
 
 /// A DataFusion session over one store. Clones share the session (its tables, views and memory
@@ -35,6 +38,7 @@ pub struct AuditSession {
     ctx: SessionContext,
     store: Store,
     schema: Arc<LazyViewSchema>,
+    version: Option<Version>,
 }
 
 impl AuditSession {
@@ -76,7 +80,13 @@ impl AuditSession {
             .register_schema("public", Arc::clone(&schema) as _)?;
         datafusion_functions_json::register_all(&mut ctx)?;
 
-        let table = AuditEventsTable::new(store.clone())?;
+        // A time is resolved to the version it names once, so that every query of the session
+        // reads the same files, and a report can record the version it was computed on.
+        let version = match opts.as_of {
+            Some(a) => Some(store.resolve_as_of(a).await?),
+            None => None,
+        };
+        let table = AuditEventsTable::new(store.clone(), version)?;
         ctx.register_table("audit_events", Arc::new(table))?;
 
         opts.scope.register(&ctx)?;
@@ -85,7 +95,17 @@ impl AuditSession {
             schema.add_pending(v.name, format!("built-in view {}", v.name), v.sql);
         }
         crate::compliance::register(&ctx, &schema)?;
-        Ok(Self { ctx, store, schema })
+        Ok(Self {
+            ctx,
+            store,
+            schema,
+            version,
+        })
+    }
+
+    /// The table version the session reads, when pinned (`as_of`).
+    pub fn version(&self) -> Option<Version> {
+        self.version
     }
 
     /// Plans every built-in view and compliance control now, instead of on first use: an error

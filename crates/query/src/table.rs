@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use auditlake_model::audit_events_schema;
 use auditlake_model::schema::{PARTITION_COLUMNS, col as column};
-use auditlake_store::{Partition, Store};
+use auditlake_store::{AsOf, Partition, Snapshot, Store, Version};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::{ScalarValue, project_schema};
@@ -22,12 +22,15 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 
 /// `audit_events`: the store's Parquet files with the `date` partition column. The files come
-/// from [`Store::list_data_files`], so queries follow the commit protocol of compaction, and a
-/// predicate on `ts` or `date` picks the days to list before any file is opened. Read-only: it
-/// has no insert, update or delete.
+/// from the transaction log's snapshot ([`Store::snapshot`]: no LIST of the store), and a
+/// predicate on `ts` or `date` picks the days, and the files by their `ts` range, before any file
+/// is opened. Read-only: it has no insert, update or delete.
 #[derive(Debug)]
 pub struct AuditEventsTable {
     store: Store,
+    /// The version read when pinned (`--as-of`), its snapshot loaded at the first scan.
+    pinned: Option<Version>,
+    pinned_snapshot: tokio::sync::OnceCell<Snapshot>,
     /// The table's columns: the files' (with strings as Utf8View) and the partition column.
     schema: SchemaRef,
     /// What the scan reads from each file.
@@ -36,7 +39,7 @@ pub struct AuditEventsTable {
 }
 
 impl AuditEventsTable {
-    pub fn new(store: Store) -> Result<Self> {
+    pub fn new(store: Store, pinned: Option<Version>) -> Result<Self> {
         // Strings are read as Utf8View: a dictionary-encoded column (user_name, verb, resource…)
         // then decodes to views into the dictionary page instead of copying every value, which
         // made GROUP BY user_name over 10M events 1.45x slower than DuckDB (measured).
@@ -61,6 +64,8 @@ impl AuditEventsTable {
         let object_store_url = ObjectStoreUrl::parse(store.object_store_url().as_str())?;
         Ok(Self {
             store,
+            pinned,
+            pinned_snapshot: tokio::sync::OnceCell::new(),
             schema: Arc::new(Schema::new(fields)),
             file_schema,
             object_store_url,
@@ -231,11 +236,17 @@ impl TableProvider for AuditEventsTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let range = scan_range(filters);
-        let files = self
-            .store
-            .list_data_files(range)
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let external = |e: auditlake_store::Error| DataFusionError::External(Box::new(e));
+        let snapshot = match self.pinned {
+            Some(v) => self
+                .pinned_snapshot
+                .get_or_try_init(|| self.store.snapshot(Some(AsOf::Version(v))))
+                .await
+                .map_err(external)?
+                .clone(),
+            None => self.store.snapshot(None).await.map_err(external)?,
+        };
+        let files = snapshot.files_in(range);
         if files.is_empty() {
             let schema = project_schema(&self.schema, projection)?;
             return Ok(Arc::new(EmptyExec::new(schema)));

@@ -31,11 +31,15 @@ pub enum Error {
     /// A commit record that cannot be honoured.
     #[error("commit record {path}: {reason}")]
     Commit { path: String, reason: String },
-    /// Another maintenance run holds the store's lock.
-    #[error(
-        "the store is locked by {holder} ({path}); if that run is dead, delete the lock, or wait until it goes stale after 6 hours"
-    )]
-    Locked { path: String, holder: String },
+    /// The transaction log cannot be read or written as the Delta protocol says.
+    #[error("transaction log {path}: {reason}")]
+    Log { path: String, reason: String },
+    /// A commit lost to another writer's, in a way it cannot resolve by retrying.
+    #[error("commit conflict: {0}")]
+    Conflict(String),
+    /// A state of the table that cannot be read (`--as-of` before the history, or after it).
+    #[error("as of {0}")]
+    AsOf(String),
     #[error(transparent)]
     Arrow(#[from] ArrowError),
     #[error(transparent)]

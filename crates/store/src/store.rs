@@ -15,7 +15,8 @@ use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStream
 use url::Url;
 
 use crate::guard::{ReadOnlyUnder, StoreBounds};
-use crate::paths::{self, DataFilePath, Partition, RunId, parse_data_file};
+use crate::log::SnapshotCache;
+use crate::paths::{self, DataFilePath, Partition, RunId};
 use crate::{Error, Result};
 
 /// A store: an object store and the root below which auditlake keeps its files.
@@ -25,6 +26,7 @@ pub struct Store {
     pub(crate) root: Path,
     url: Url,
     local: bool,
+    pub(crate) snapshots: Arc<SnapshotCache>,
 }
 
 /// A data file of the store.
@@ -32,6 +34,29 @@ pub struct Store {
 pub struct DataFile {
     pub partition: Partition,
     pub meta: ObjectMeta,
+    /// Rows, when the log says (it does for every file it added).
+    pub rows: Option<u64>,
+    /// The smallest and largest `ts`, when the log says (the largest rounded up to the next
+    /// millisecond, as Delta statistics keep milliseconds).
+    pub ts_range: Option<(Micros, Micros)>,
+}
+
+impl DataFile {
+    pub fn new(partition: Partition, meta: ObjectMeta) -> Self {
+        Self {
+            partition,
+            meta,
+            rows: None,
+            ts_range: None,
+        }
+    }
+
+    /// Whether the file may hold events in `[from, to)`.
+    pub fn overlaps(&self, (from, to): (Micros, Micros)) -> bool {
+        self.partition.end() > from
+            && self.partition.start() < to
+            && self.ts_range.is_none_or(|(lo, hi)| hi >= from && lo < to)
+    }
 }
 
 fn invalid_location(location: &str, reason: String) -> Error {
@@ -71,6 +96,7 @@ impl Store {
                     root,
                     url: base,
                     local: false,
+                    snapshots: Arc::default(),
                 })
             }
             Some(url) if url.scheme() == "file" => {
@@ -118,6 +144,7 @@ impl Store {
             root,
             url,
             local: true,
+            snapshots: Arc::default(),
         })
     }
 
@@ -177,41 +204,10 @@ impl Store {
         }
     }
 
-    /// Data files, optionally only those of partitions overlapping `[from, to)`, ordered by
-    /// partition then name. This is the one place that decides which files readers see: the
-    /// files below `date=…/`, minus those that a commit record replaces, plus the outputs of a
-    /// committed rewrite that is not rolled forward yet (see [`crate::commit`]).
+    /// The live data files of the table's latest version, optionally only those that may hold
+    /// events in `[from, to)`, ordered by partition then name (see [`crate::log`]).
     pub async fn list_data_files(&self, range: Option<(Micros, Micros)>) -> Result<Vec<DataFile>> {
-        self.visible_files(None, range).await
-    }
-
-    async fn visible_files(
-        &self,
-        only: Option<&Partition>,
-        range: Option<(Micros, Micros)>,
-    ) -> Result<Vec<DataFile>> {
-        let in_range = |p: &Partition| {
-            only.is_none_or(|o| o == p)
-                && range.is_none_or(|(from, to)| p.end() > from && p.start() < to)
-        };
-        let prefix = only.map_or_else(|| self.root.clone(), |p| p.path(&self.root));
-        let mut files = Vec::new();
-        let mut stream = self.object_store.list(Some(&prefix));
-        while let Some(meta) = stream.try_next().await.map_err(|e| self.err(e))? {
-            if let Some(partition) = parse_data_file(&self.root, &meta.location)
-                && in_range(&partition)
-            {
-                files.push(DataFile { partition, meta });
-            }
-        }
-        // Listed after the data files: a rewrite that committed while they were listed is seen
-        // here (records outlive their roll-forward by a grace period), so its inputs are hidden.
-        let records = self.commit_records().await?;
-        if !records.is_empty() {
-            files = self.apply_commits(files, &records, &in_range).await?;
-        }
-        files.sort_by(|a, b| (a.partition, &a.meta.location).cmp(&(b.partition, &b.meta.location)));
-        Ok(files)
+        Ok(self.snapshot(None).await?.files_in(range))
     }
 
     /// Data files grouped by partition.
@@ -228,7 +224,12 @@ impl Store {
 
     /// The data files of one partition.
     pub async fn partition_files(&self, partition: &Partition) -> Result<Vec<DataFile>> {
-        self.visible_files(Some(partition), None).await
+        let files = self.snapshot(None).await?.files;
+        Ok(files
+            .iter()
+            .filter(|f| &f.partition == partition)
+            .cloned()
+            .collect())
     }
 
     /// Reads a data file, only the named columns when `columns` is given.
@@ -277,8 +278,10 @@ impl Store {
         Ok(Arc::clone(builder.metadata()))
     }
 
-    /// Publishes a finished Parquet file so that it appears whole or not at all.
-    pub async fn publish_data_file(
+    /// Writes a finished Parquet file to its path in its partition, for a commit to add. Until
+    /// then no reader of the table sees it (a PUT, and a local file, appear whole or not at
+    /// all); if the commit never comes, [`Store::vacuum`] deletes it after the grace period.
+    pub async fn write_data_file(
         &self,
         partition: &Partition,
         run: &RunId,
@@ -286,24 +289,24 @@ impl Store {
         bytes: Vec<u8>,
     ) -> Result<DataFilePath> {
         let target = DataFilePath::new(&self.root, partition, run, seq);
-        let payload = PutPayload::from(Bytes::from(bytes));
-        if self.local {
-            let staging = paths::staging_path(&self.root, run, seq);
-            self.object_store
-                .put(&staging, payload)
-                .await
-                .map_err(|e| self.err(e))?;
-            self.object_store
-                .rename(&staging, target.path())
-                .await
-                .map_err(|e| self.err(e))?;
-        } else {
-            self.object_store
-                .put(target.path(), payload)
-                .await
-                .map_err(|e| self.err(e))?;
-        }
+        self.object_store
+            .put(target.path(), PutPayload::from(Bytes::from(bytes)))
+            .await
+            .map_err(|e| self.err(e))?;
         Ok(target)
+    }
+
+    /// Deletes a data file that no commit added (a writer's own, after it lost a conflict).
+    pub async fn delete_uncommitted(&self, path: &Path) -> Result<()> {
+        self.delete_if_exists(path).await
+    }
+
+    /// Deletes parts of the rejected-events area (retention ages them like data).
+    pub async fn delete_rejected(&self, parts: &[ObjectMeta]) -> Result<()> {
+        for p in parts {
+            self.delete_if_exists(&p.location).await?;
+        }
+        Ok(())
     }
 
     /// Writes an object below the root (reports written to an object-store prefix) and returns how

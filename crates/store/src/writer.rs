@@ -1,8 +1,12 @@
 //! Parquet encoding of event batches: sorted by `ts`, zstd, dictionaries, page statistics.
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::{SortOptions, sort_to_indices, take_record_batch};
+use arrow::datatypes::TimestampMicrosecondType;
 use auditlake_model::schema::col;
+use auditlake_model::time::Micros;
+use parquet::file::metadata::ParquetMetaData;
+use parquet::file::statistics::Statistics;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
@@ -65,6 +69,31 @@ fn properties(opts: &WriteOptions) -> Result<WriterProperties> {
 pub struct FileEncoder {
     writer: ArrowWriter<Vec<u8>>,
     rows: u64,
+    ts_range: Option<(Micros, Micros)>,
+}
+
+/// A finished Parquet file, with what a commit records of it.
+#[derive(Debug)]
+pub struct Encoded {
+    pub bytes: Vec<u8>,
+    pub rows: u64,
+    /// The smallest and largest `ts` (None for a file without rows).
+    pub ts_range: Option<(Micros, Micros)>,
+}
+
+/// The `ts` range of a file from its footer's statistics (None when it has none).
+pub fn footer_ts_range(meta: &ParquetMetaData) -> Option<(Micros, Micros)> {
+    let schema = meta.file_metadata().schema_descr();
+    let idx = (0..schema.num_columns()).find(|&i| schema.column(i).name() == col::TS)?;
+    let mut range: Option<(Micros, Micros)> = None;
+    for rg in meta.row_groups() {
+        let Some(Statistics::Int64(s)) = rg.column(idx).statistics() else {
+            return None;
+        };
+        let (lo, hi) = (*s.min_opt()?, *s.max_opt()?);
+        range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+    }
+    range
 }
 
 fn new_file_err(e: parquet::errors::ParquetError) -> Error {
@@ -83,12 +112,25 @@ impl FileEncoder {
             Some(properties(opts)?),
         )
         .map_err(new_file_err)?;
-        Ok(Self { writer, rows: 0 })
+        Ok(Self {
+            writer,
+            rows: 0,
+            ts_range: None,
+        })
     }
 
     /// Appends rows; they must not sort before the rows already written.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
+        if let Some(ts) = batch.column_by_name(col::TS)
+            && let Some(ts) = ts.as_primitive_opt::<TimestampMicrosecondType>()
+            && let (Some(lo), Some(hi)) = (arrow::compute::min(ts), arrow::compute::max(ts))
+        {
+            self.ts_range = Some(
+                self.ts_range
+                    .map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))),
+            );
+        }
         self.writer.write(batch).map_err(new_file_err)
     }
 
@@ -102,13 +144,17 @@ impl FileEncoder {
     }
 
     /// Finishes the file: footer, statistics, page index.
-    pub fn finish(self) -> Result<Vec<u8>> {
-        self.writer.into_inner().map_err(new_file_err)
+    pub fn finish(self) -> Result<Encoded> {
+        Ok(Encoded {
+            bytes: self.writer.into_inner().map_err(new_file_err)?,
+            rows: self.rows,
+            ts_range: self.ts_range,
+        })
     }
 }
 
 /// Sorts `batches` by `ts` and encodes them as one Parquet file.
-pub fn encode_parquet(batches: &[RecordBatch], opts: &WriteOptions) -> Result<Vec<u8>> {
+pub fn encode_parquet(batches: &[RecordBatch], opts: &WriteOptions) -> Result<Encoded> {
     let schema = auditlake_model::audit_events_schema();
     let batch = arrow::compute::concat_batches(&schema, batches)?;
     let ts = batch
@@ -278,7 +324,7 @@ mod round_trip {
             let mut b = EventBatchBuilder::new();
             b.append(&row, None);
             let batch = b.finish().unwrap();
-            let bytes = super::encode_parquet(&[batch], &super::WriteOptions::default()).unwrap();
+            let bytes = super::encode_parquet(&[batch], &super::WriteOptions::default()).unwrap().bytes;
             let back: Vec<_> = ParquetRecordBatchReader::try_new(bytes::Bytes::from(bytes), 1024)
                 .unwrap()
                 .collect::<Result<_, _>>()

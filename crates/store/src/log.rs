@@ -1,0 +1,919 @@
+//! The transaction log: the store is a Delta Lake table, and this module is the one writer of it.
+//!
+//! Every change is one commit: a JSON entry `_delta_log/<version>.json` created with a
+//! create-only PUT (`PutMode::Create`: `If-None-Match: *` on S3, a hard link on a local disk), so
+//! that of two writers of the same version one wins and the other learns of the conflict. The
+//! entries are written here, byte for byte, as the Delta protocol (reader 1, writer 2) describes
+//! them; delta-rs (`deltalake-core`) replays the log for readers (checkpoints, time travel) and
+//! writes the checkpoints.
+//!
+//! A data file is written to its final path (`date=…/part-<run>-<seq>.parquet`) before the commit
+//! that adds it: until then no Delta reader sees it, and if the writer dies it stays an orphan that
+//! [`Store::vacuum`] deletes once the grace period has passed. Files a commit removes stay on disk
+//! for the same grace period, for readers still holding an older snapshot.
+//!
+//! Writers resolve their own conflicts (see [`Store::try_commit`]): an ingest checks the appends
+//! committed since its read version for events it is about to add; a rewrite (compaction,
+//! slimming, retention) gives up when a file it replaces was removed meanwhile.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Schema, TimeUnit};
+use auditlake_model::time::Micros;
+use bytes::Bytes;
+use delta_kernel::expressions::Scalar;
+use deltalake_core::logstore::{LogStoreRef, StorageConfig, default_logstore};
+use deltalake_core::table::state::DeltaTableState;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectMeta, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::paths::{self, Partition};
+use crate::store::DataFile;
+use crate::{Error, Result, Store};
+
+pub use deltalake_core::kernel::Version;
+
+/// Checkpoints are written every this many commits, so that loading a snapshot reads one
+/// Parquet checkpoint and at most this many JSON entries.
+pub const CHECKPOINT_INTERVAL: u64 = 100;
+
+/// How long files removed by a commit (and orphans of writers that died) are kept before
+/// [`Store::vacuum`] deletes them, by default.
+pub const DEFAULT_VACUUM_GRACE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// The folder of the log, below the store root.
+pub const LOG_DIR: &str = "_delta_log";
+
+/// What a commit did; recorded in its `commitInfo` under `auditlake.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommitKind {
+    /// The table's first entry (protocol, metadata), with the files of a store migrated from the
+    /// layout before the log.
+    Create,
+    Ingest,
+    Compact,
+    Slim,
+    Retain,
+}
+
+impl CommitKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Ingest => "ingest",
+            Self::Compact => "compact",
+            Self::Slim => "slim",
+            Self::Retain => "retain",
+        }
+    }
+
+    /// The Delta operation other engines show in the table's history.
+    fn operation(self) -> &'static str {
+        match self {
+            Self::Create => "CREATE TABLE",
+            Self::Ingest => "WRITE",
+            Self::Compact => "OPTIMIZE",
+            Self::Slim => "UPDATE",
+            Self::Retain => "DELETE",
+        }
+    }
+}
+
+/// A data file written to its final path, for a commit to add.
+#[derive(Debug, Clone)]
+pub struct NewFile {
+    pub path: Path,
+    pub partition: Partition,
+    pub size: u64,
+    pub rows: u64,
+    /// The smallest and largest `ts` of the file.
+    pub ts_range: (Micros, Micros),
+}
+
+/// One change to the table.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub kind: CommitKind,
+    /// Why, in a few words (`3 small files merged`, `older than 90d`).
+    pub reason: String,
+    /// The run (process) that made it.
+    pub run: String,
+    pub add: Vec<NewFile>,
+    pub remove: Vec<DataFile>,
+}
+
+impl Commit {
+    pub fn new(kind: CommitKind, run: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            kind,
+            reason: reason.into(),
+            run: run.into(),
+            add: Vec::new(),
+            remove: Vec::new(),
+        }
+    }
+
+    /// Whether the commit changes what the table holds (appends, deletes, slimming), or only how
+    /// it is laid out (compaction).
+    fn data_change(&self) -> bool {
+        self.kind != CommitKind::Compact
+    }
+}
+
+/// Which state of the table to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    Version(Version),
+    /// The last version committed at or before this time.
+    Time(Micros),
+}
+
+impl AsOf {
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Version(v) => format!("version {v}"),
+            Self::Time(t) => auditlake_model::time::format_canonical(*t),
+        }
+    }
+}
+
+/// The table as of one version: its live data files, with what the log says about each.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// None for a store that has no log yet (empty, or in the layout before the log).
+    pub version: Option<Version>,
+    /// When that version was committed.
+    pub committed_at: Option<Micros>,
+    pub files: Arc<Vec<DataFile>>,
+}
+
+impl Snapshot {
+    /// The files of partitions overlapping `[from, to)` (and, where the log has statistics, whose
+    /// `ts` range overlaps it).
+    pub fn files_in(&self, range: Option<(Micros, Micros)>) -> Vec<DataFile> {
+        self.files
+            .iter()
+            .filter(|f| range.is_none_or(|r| f.overlaps(r)))
+            .cloned()
+            .collect()
+    }
+}
+
+/// A committed entry of the log, as conflict resolution and verification read it.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub version: Version,
+    pub kind: Option<CommitKind>,
+    /// Files added, and whether each changes the data (appends) or not (compaction outputs).
+    pub add: Vec<(DataFile, bool)>,
+    /// Root-relative paths removed.
+    pub remove: Vec<Path>,
+}
+
+/// What [`Store::vacuum`] did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct VacuumSummary {
+    pub deleted_files: usize,
+    pub deleted_bytes: u64,
+    /// Files no longer live but younger than the grace period, kept for now.
+    pub kept_for_grace: usize,
+}
+
+/// A snapshot kept by a [`Store`] and brought up to date on each read, so that a session reads
+/// only the log entries committed since its last query.
+#[derive(Default)]
+pub(crate) struct SnapshotCache(tokio::sync::Mutex<Option<(DeltaTableState, Snapshot)>>);
+
+impl std::fmt::Debug for SnapshotCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SnapshotCache")
+    }
+}
+
+/// Aborts the process at a named step when `AUDITLAKE_FAILPOINT` names it: how the tests kill a
+/// writer between its steps.
+pub fn failpoint(name: &str) {
+    if std::env::var("AUDITLAKE_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
+
+/// Holds the process at a named step when `AUDITLAKE_HOLD` names it: creates the file
+/// `$AUDITLAKE_HOLD_FILE.held`, then waits (at most 120 s) until `$AUDITLAKE_HOLD_FILE` exists.
+/// How the tests make two writers race at an exact point: one is held before its commit while
+/// the other commits.
+pub fn hold_point(name: &str) {
+    if !std::env::var("AUDITLAKE_HOLD").is_ok_and(|v| v == name) {
+        return;
+    }
+    let Ok(file) = std::env::var("AUDITLAKE_HOLD_FILE") else {
+        return;
+    };
+    let _ = std::fs::write(format!("{file}.held"), name);
+    let start = std::time::Instant::now();
+    while !std::path::Path::new(&file).exists() && start.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A timestamp as Delta statistics spell it: ISO 8601, milliseconds, UTC. The maximum is
+/// truncated too; readers round maxima up to the next millisecond.
+fn stats_time(us: Micros) -> String {
+    chrono::DateTime::from_timestamp_micros(us.div_euclid(1000) * 1000)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// The Delta schema (`schemaString`) of an Arrow schema of the store's column types.
+fn delta_type(dt: &DataType) -> Result<Value> {
+    Ok(match dt {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => json!("string"),
+        DataType::Int32 => json!("integer"),
+        DataType::Int64 => json!("long"),
+        DataType::Boolean => json!("boolean"),
+        DataType::Float64 => json!("double"),
+        DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => json!("timestamp"),
+        DataType::List(item) => json!({
+            "type": "array",
+            "elementType": delta_type(item.data_type())?,
+            "containsNull": item.is_nullable(),
+        }),
+        other => {
+            return Err(Error::Log {
+                path: LOG_DIR.into(),
+                reason: format!("no Delta type for column type {other}"),
+            });
+        }
+    })
+}
+
+fn delta_schema(schema: &Schema, partition_columns: &[&str]) -> Result<String> {
+    let mut fields = Vec::new();
+    for f in schema.fields() {
+        fields.push(json!({
+            "name": f.name(),
+            "type": delta_type(f.data_type())?,
+            "nullable": f.is_nullable(),
+            "metadata": {},
+        }));
+    }
+    for c in partition_columns {
+        fields.push(json!({"name": c, "type": "string", "nullable": false, "metadata": {}}));
+    }
+    Ok(json!({"type": "struct", "fields": fields}).to_string())
+}
+
+/// The add and remove actions of a log entry, as this module reads them back.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AddAction {
+    path: String,
+    #[serde(default)]
+    partition_values: HashMap<String, Option<String>>,
+    size: i64,
+    modification_time: i64,
+    data_change: bool,
+    #[serde(default)]
+    stats: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RemoveAction {
+    path: String,
+    #[serde(default)]
+    deletion_timestamp: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FileStats {
+    num_records: Option<u64>,
+    #[serde(default)]
+    min_values: HashMap<String, Value>,
+    #[serde(default)]
+    max_values: HashMap<String, Value>,
+}
+
+fn parse_stats_time(v: Option<&Value>) -> Option<Micros> {
+    let t = chrono::DateTime::parse_from_rfc3339(v?.as_str()?).ok()?;
+    Some(t.timestamp_micros())
+}
+
+/// Delta paths are relative URIs: percent-decoded here into the object store's path.
+fn decode_rel(rel: &str) -> String {
+    percent_decode(rel)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && bytes[i + 1].is_ascii_hexdigit()
+            && bytes[i + 2].is_ascii_hexdigit()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Store {
+    /// The delta-rs log store over this store's object store.
+    pub(crate) fn log_store(&self) -> LogStoreRef {
+        let prefixed = Arc::new(PrefixStore::new(self.object_store(), self.root.clone()));
+        default_logstore(
+            prefixed,
+            self.object_store(),
+            &self.url(),
+            &StorageConfig::default(),
+        )
+    }
+
+    fn log_err(&self, e: impl std::fmt::Display) -> Error {
+        Error::Log {
+            path: self.display_path(&paths::from_relative(&self.root, LOG_DIR)),
+            reason: e.to_string(),
+        }
+    }
+
+    fn entry_path(&self, version: Version) -> Path {
+        paths::from_relative(&self.root, &format!("{LOG_DIR}/{version:020}.json"))
+    }
+
+    /// The latest version of the table, or None when the store has no log yet.
+    pub async fn latest_version(&self) -> Result<Option<Version>> {
+        let dir = paths::from_relative(&self.root, LOG_DIR);
+        let mut latest: Option<Version> = None;
+        let mut stream = self.object_store.list(Some(&dir));
+        while let Some(meta) = stream.try_next().await.map_err(|e| self.err(e))? {
+            let name = meta.location.filename().unwrap_or_default();
+            let version = name
+                .strip_suffix(".json")
+                .filter(|v| v.len() == 20)
+                .and_then(|v| v.parse::<Version>().ok());
+            if let Some(v) = version {
+                latest = Some(latest.map_or(v, |l| l.max(v)));
+            }
+        }
+        Ok(latest)
+    }
+
+    /// The table's files as of `as_of` (the latest version when None). A store without a log
+    /// (empty, or written before the log existed) is read from its folders.
+    pub async fn snapshot(&self, as_of: Option<AsOf>) -> Result<Snapshot> {
+        let Some(latest) = self.latest_version().await? else {
+            if let Some(a) = as_of {
+                return Err(Error::AsOf(format!(
+                    "{}: the store has no transaction log yet, so no history",
+                    a.describe()
+                )));
+            }
+            let files = self.legacy_files(None, None).await?;
+            return Ok(Snapshot {
+                version: None,
+                committed_at: None,
+                files: Arc::new(files),
+            });
+        };
+        let log_store = self.log_store();
+        match as_of {
+            None => {
+                let mut cache = self.snapshots.0.lock().await;
+                if let Some((state, snap)) = cache.as_mut() {
+                    if state.version() == latest {
+                        return Ok(snap.clone());
+                    }
+                    if state.version() < latest {
+                        state
+                            .update(log_store.as_ref(), Some(latest))
+                            .await
+                            .map_err(|e| self.log_err(e))?;
+                        *snap = self.snapshot_of(state)?;
+                        return Ok(snap.clone());
+                    }
+                }
+                let state = DeltaTableState::try_new(log_store.as_ref(), Some(latest))
+                    .await
+                    .map_err(|e| self.log_err(e))?;
+                let snap = self.snapshot_of(&state)?;
+                *cache = Some((state, snap.clone()));
+                Ok(snap)
+            }
+            Some(AsOf::Version(v)) => {
+                if v > latest {
+                    return Err(Error::AsOf(format!(
+                        "version {v} is not committed yet; the latest is {latest}"
+                    )));
+                }
+                let state = DeltaTableState::try_new(log_store.as_ref(), Some(v))
+                    .await
+                    .map_err(|e| self.log_err(e))?;
+                self.snapshot_of(&state)
+            }
+            Some(AsOf::Time(t)) => {
+                let v = self.version_at(t, latest).await?;
+                let state = DeltaTableState::try_new(log_store.as_ref(), Some(v))
+                    .await
+                    .map_err(|e| self.log_err(e))?;
+                self.snapshot_of(&state)
+            }
+        }
+    }
+
+    /// The version an `as of` names: checked to exist, a time resolved to the last version
+    /// committed at or before it.
+    pub async fn resolve_as_of(&self, as_of: AsOf) -> Result<Version> {
+        let Some(latest) = self.latest_version().await? else {
+            return Err(Error::AsOf(format!(
+                "{}: the store has no transaction log yet, so no history",
+                as_of.describe()
+            )));
+        };
+        match as_of {
+            AsOf::Version(v) if v > latest => Err(Error::AsOf(format!(
+                "version {v} is not committed yet; the latest is {latest}"
+            ))),
+            AsOf::Version(v) => Ok(v),
+            AsOf::Time(t) => self.version_at(t, latest).await,
+        }
+    }
+
+    /// The last version committed at or before `t`: the commit times are those the entries
+    /// record (`commitInfo.timestamp`), which a writer takes from its clock.
+    async fn version_at(&self, t: Micros, latest: Version) -> Result<Version> {
+        let (mut lo, mut hi) = (0u64, latest);
+        let first = self.commit_time(0).await?;
+        if first.is_none_or(|c| c > t) {
+            return Err(Error::AsOf(format!(
+                "{}: the store's history starts later{}",
+                auditlake_model::time::format_canonical(t),
+                first.map_or(String::new(), |c| format!(
+                    ", at {}",
+                    auditlake_model::time::format_canonical(c)
+                ))
+            )));
+        }
+        // Binary search on the (non-decreasing, as each writer reads the latest version first)
+        // commit times.
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            match self.commit_time(mid).await? {
+                Some(c) if c <= t => lo = mid,
+                _ => hi = mid - 1,
+            }
+        }
+        Ok(lo)
+    }
+
+    /// When a version was committed, from its entry.
+    pub async fn commit_time(&self, version: Version) -> Result<Option<Micros>> {
+        let Some(bytes) = self.read_entry(version).await? else {
+            return Ok(None);
+        };
+        for line in bytes.split(|b| *b == b'\n') {
+            if let Ok(v) = serde_json::from_slice::<Value>(line)
+                && let Some(ts) = v["commitInfo"]["timestamp"].as_i64()
+            {
+                return Ok(Some(ts * 1000));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn read_entry(&self, version: Version) -> Result<Option<Bytes>> {
+        match self.get_bytes(&self.entry_path(version)).await {
+            Ok(b) => Ok(Some(b)),
+            Err(Error::ObjectStore {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn snapshot_of(&self, state: &DeltaTableState) -> Result<Snapshot> {
+        let mut files = Vec::new();
+        for f in state.log_data().iter() {
+            let rel = f.path();
+            let location = paths::from_relative(&self.root, &rel);
+            let date = f
+                .partition_values_map()
+                .get("date")
+                .cloned()
+                .flatten()
+                .unwrap_or_default();
+            let partition =
+                Partition::parse(&format!("date={date}")).ok_or_else(|| Error::Log {
+                    path: self.display_path(&location),
+                    reason: format!("the log gives it a bad partition date {date:?}"),
+                })?;
+            let ts = |s: Option<Scalar>| match s {
+                Some(Scalar::Struct(data)) => data
+                    .fields()
+                    .iter()
+                    .zip(data.values())
+                    .find(|(f, _)| f.name() == auditlake_model::schema::col::TS)
+                    .and_then(|(_, v)| match v {
+                        Scalar::Timestamp(us) => Some(*us),
+                        _ => None,
+                    }),
+                _ => None,
+            };
+            let ts_range = ts(f.min_values()).zip(ts(f.max_values()));
+            files.push(DataFile {
+                partition,
+                meta: ObjectMeta {
+                    location,
+                    last_modified: chrono::DateTime::from_timestamp_millis(f.modification_time())
+                        .unwrap_or_default(),
+                    size: f.size().max(0) as u64,
+                    e_tag: None,
+                    version: None,
+                },
+                rows: f.num_records().map(|n| n as u64),
+                ts_range,
+            });
+        }
+        files.sort_by(|a, b| (a.partition, &a.meta.location).cmp(&(b.partition, &b.meta.location)));
+        let version = state.version();
+        Ok(Snapshot {
+            version: Some(version),
+            committed_at: state.version_timestamp(version).map(|ms| ms * 1000),
+            files: Arc::new(files),
+        })
+    }
+
+    /// The entries committed after `after`, in order, up to the latest.
+    pub async fn entries_after(&self, after: Version) -> Result<Vec<LogEntry>> {
+        let mut out = Vec::new();
+        let mut v = after + 1;
+        while let Some(bytes) = self.read_entry(v).await? {
+            out.push(self.parse_entry(v, &bytes)?);
+            v += 1;
+        }
+        Ok(out)
+    }
+
+    /// Reads one entry's actions.
+    pub fn parse_entry(&self, version: Version, bytes: &[u8]) -> Result<LogEntry> {
+        let bad = |e: &dyn std::fmt::Display| Error::Log {
+            path: self.display_path(&self.entry_path(version)),
+            reason: e.to_string(),
+        };
+        let mut entry = LogEntry {
+            version,
+            kind: None,
+            add: Vec::new(),
+            remove: Vec::new(),
+        };
+        for line in bytes.split(|b| *b == b'\n') {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let v: Value = serde_json::from_slice(line).map_err(|e| bad(&e))?;
+            if let Some(info) = v.get("commitInfo") {
+                entry.kind = serde_json::from_value(info["auditlake"]["kind"].clone()).ok();
+            } else if let Some(add) = v.get("add") {
+                let add: AddAction = serde_json::from_value(add.clone()).map_err(|e| bad(&e))?;
+                let location = paths::from_relative(&self.root, &decode_rel(&add.path));
+                let date = add.partition_values.get("date").cloned().flatten();
+                let partition = date
+                    .as_deref()
+                    .and_then(|d| Partition::parse(&format!("date={d}")))
+                    .ok_or_else(|| bad(&format!("add of {} without a partition date", add.path)))?;
+                let stats: Option<FileStats> =
+                    add.stats.as_deref().and_then(|s| serde_json::from_str(s).ok());
+                let ts_range = stats.as_ref().and_then(|s| {
+                    let lo = parse_stats_time(s.min_values.get(auditlake_model::schema::col::TS))?;
+                    let hi = parse_stats_time(s.max_values.get(auditlake_model::schema::col::TS))?;
+                    Some((lo, hi + 999))
+                });
+                entry.add.push((
+                    DataFile {
+                        partition,
+                        meta: ObjectMeta {
+                            location,
+                            last_modified: chrono::DateTime::from_timestamp_millis(
+                                add.modification_time,
+                            )
+                            .unwrap_or_default(),
+                            size: add.size.max(0) as u64,
+                            e_tag: None,
+                            version: None,
+                        },
+                        rows: stats.and_then(|s| s.num_records),
+                        ts_range,
+                    },
+                    add.data_change,
+                ));
+            } else if let Some(remove) = v.get("remove") {
+                let r: RemoveAction =
+                    serde_json::from_value(remove.clone()).map_err(|e| bad(&e))?;
+                let _ = r.deletion_timestamp;
+                entry
+                    .remove
+                    .push(paths::from_relative(&self.root, &decode_rel(&r.path)));
+            }
+        }
+        Ok(entry)
+    }
+
+    fn relative_of(&self, p: &Path) -> Result<String> {
+        paths::relative(&self.root, p).ok_or_else(|| Error::Log {
+            path: self.display_path(p),
+            reason: "a file outside the store root".into(),
+        })
+    }
+
+    /// The bytes of an entry: commitInfo, then (for the first) protocol and metadata, then the
+    /// removes and adds.
+    fn entry_bytes(&self, read_version: Option<Version>, c: &Commit) -> Result<Vec<u8>> {
+        let now = now_millis();
+        let data_change = c.data_change();
+        let rows_added: u64 = c.add.iter().map(|f| f.rows).sum();
+        let rows_removed: u64 = c.remove.iter().filter_map(|f| f.rows).sum();
+        let mut lines: Vec<Value> = vec![json!({"commitInfo": {
+            "timestamp": now,
+            "operation": c.kind.operation(),
+            "operationParameters": {"mode": "Append", "partitionBy": "[\"date\"]"},
+            "readVersion": read_version,
+            "isolationLevel": "Serializable",
+            "isBlindAppend": c.kind == CommitKind::Ingest,
+            "engineInfo": format!("auditlake {}", env!("CARGO_PKG_VERSION")),
+            "auditlake": {
+                "kind": c.kind,
+                "reason": c.reason,
+                "run": c.run,
+                "files_added": c.add.len(),
+                "files_removed": c.remove.len(),
+                "rows_added": rows_added,
+                "rows_removed": rows_removed,
+            },
+        }})];
+        if read_version.is_none() {
+            let schema = delta_schema(
+                &auditlake_model::audit_events_schema(),
+                &auditlake_model::schema::PARTITION_COLUMNS,
+            )?;
+            lines.push(json!({"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}));
+            lines.push(json!({"metaData": {
+                "id": uuid::Uuid::new_v4().to_string(),
+                "name": "audit_events",
+                "format": {"provider": "parquet", "options": {}},
+                "schemaString": schema,
+                "partitionColumns": auditlake_model::schema::PARTITION_COLUMNS,
+                "configuration": {
+                    "delta.checkpointInterval": CHECKPOINT_INTERVAL.to_string(),
+                    // The log is the audit trail of the store itself: never expire it.
+                    "delta.enableExpiredLogCleanup": "false",
+                    "delta.dataSkippingStatsColumns": auditlake_model::schema::col::TS,
+                },
+                "createdTime": now,
+            }}));
+        }
+        for f in &c.remove {
+            lines.push(json!({"remove": {
+                "path": self.relative_of(&f.meta.location)?,
+                "deletionTimestamp": now,
+                "dataChange": data_change,
+                "extendedFileMetadata": true,
+                "partitionValues": {"date": f.partition.date()},
+                "size": f.meta.size,
+            }}));
+        }
+        for f in &c.add {
+            let stats = json!({
+                "numRecords": f.rows,
+                "minValues": {"ts": stats_time(f.ts_range.0)},
+                "maxValues": {"ts": stats_time(f.ts_range.1)},
+                "nullCount": {"ts": 0},
+            });
+            lines.push(json!({"add": {
+                "path": self.relative_of(&f.path)?,
+                "partitionValues": {"date": f.partition.date()},
+                "size": f.size,
+                "modificationTime": now,
+                "dataChange": data_change,
+                "stats": stats.to_string(),
+            }}));
+        }
+        let mut out = Vec::new();
+        for l in lines {
+            serde_json::to_writer(&mut out, &l).map_err(|e| self.log_err(e))?;
+            out.push(b'\n');
+        }
+        Ok(out)
+    }
+
+    /// Tries to commit `c` as the version after `read_version` (the table's first version when
+    /// None). Returns the version committed, or `Ok(None)` when another writer committed that
+    /// version first: the caller reads [`Store::entries_after`] its read version, resolves what
+    /// they change for it, and tries again after the latest.
+    pub async fn try_commit(
+        &self,
+        read_version: Option<Version>,
+        c: &Commit,
+    ) -> Result<Option<Version>> {
+        let version = read_version.map_or(0, |v| v + 1);
+        let body = self.entry_bytes(read_version, c)?;
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .object_store
+            .put_opts(&self.entry_path(version), PutPayload::from(body), opts)
+            .await
+        {
+            Ok(_) => {}
+            Err(object_store::Error::AlreadyExists { .. }) => return Ok(None),
+            Err(e) => return Err(self.err(e)),
+        }
+        failpoint("after-commit");
+        if (version + 1).is_multiple_of(CHECKPOINT_INTERVAL) {
+            // A checkpoint only makes later loads faster; a failure is not the commit's.
+            if let Err(e) = self.checkpoint(version).await {
+                eprintln!("warning: checkpoint of version {version} failed: {e}");
+            }
+        }
+        Ok(Some(version))
+    }
+
+    /// Writes the checkpoint of a version.
+    pub async fn checkpoint(&self, version: Version) -> Result<()> {
+        let mut table = deltalake_core::DeltaTable::new(self.log_store());
+        table
+            .load_version(version)
+            .await
+            .map_err(|e| self.log_err(e))?;
+        deltalake_core::checkpoints::create_checkpoint(&table, None)
+            .await
+            .map_err(|e| self.log_err(e))
+    }
+
+    /// Commits a change whose only conflict is a removed file: retried after the latest version
+    /// until it lands, unless a commit since `read_version` removed one of the files it removes
+    /// (another rewrite got there first), which is [`Error::Conflict`].
+    pub async fn commit(&self, mut read_version: Version, c: &Commit) -> Result<Version> {
+        let mine: HashSet<&Path> = c.remove.iter().map(|f| &f.meta.location).collect();
+        loop {
+            if let Some(v) = self.try_commit(Some(read_version), c).await? {
+                return Ok(v);
+            }
+            for e in self.entries_after(read_version).await? {
+                if let Some(p) = e.remove.iter().find(|p| mine.contains(p)) {
+                    return Err(Error::Conflict(format!(
+                        "version {} ({}) removed {} first",
+                        e.version,
+                        e.kind.map_or("another writer", CommitKind::name),
+                        self.display_path(p)
+                    )));
+                }
+                read_version = e.version;
+            }
+        }
+    }
+
+    /// The version to write after, creating the table first when the store has no log: an empty
+    /// store gets an empty table; a store in the layout before the log gets a table holding its
+    /// files (rewrites that a dead run left half done are completed first).
+    pub async fn ensure_table(&self) -> Result<Version> {
+        if let Some(v) = self.latest_version().await? {
+            return Ok(v);
+        }
+        self.recover_legacy().await?;
+        let files = self.legacy_files(None, None).await?;
+        let mut c = Commit::new(
+            CommitKind::Create,
+            crate::RunId::new().to_string(),
+            if files.is_empty() {
+                "new store".to_owned()
+            } else {
+                format!("{} files of the store's folders taken into the log", files.len())
+            },
+        );
+        for f in &files {
+            let meta = self.file_metadata(f).await?;
+            let rows = meta.file_metadata().num_rows().max(0) as u64;
+            let ts_range = crate::writer::footer_ts_range(&meta).unwrap_or((
+                f.partition.start(),
+                f.partition.end() - 1,
+            ));
+            c.add.push(NewFile {
+                path: f.meta.location.clone(),
+                partition: f.partition,
+                size: f.meta.size,
+                rows,
+                ts_range,
+            });
+        }
+        match self.try_commit(None, &c).await? {
+            Some(v) => {
+                self.forget_legacy().await?;
+                Ok(v)
+            }
+            // Created by another writer meanwhile.
+            None => self
+                .latest_version()
+                .await?
+                .ok_or_else(|| self.log_err("the log's first entry vanished")),
+        }
+    }
+
+    /// Deletes what is no longer live: files removed from the table, and orphans (files that a
+    /// writer wrote but never committed), once they are older than `grace`, so that readers of an
+    /// older snapshot finish first. Plain-Parquet readers (engines without a Delta reader) see
+    /// exactly the table outside that window.
+    pub async fn vacuum(&self, grace: chrono::TimeDelta, dry_run: bool) -> Result<VacuumSummary> {
+        let mut summary = VacuumSummary::default();
+        let Some(latest) = self.latest_version().await? else {
+            return Ok(summary);
+        };
+        let live: HashSet<Path> = self
+            .snapshot(Some(AsOf::Version(latest)))
+            .await?
+            .files
+            .iter()
+            .map(|f| f.meta.location.clone())
+            .collect();
+        // When each removed file was removed: a file removed recently is kept however old it is.
+        let mut removed_at: HashMap<Path, i64> = HashMap::new();
+        let mut v = 0;
+        while let Some(bytes) = self.read_entry(v).await? {
+            for line in bytes.split(|b| *b == b'\n') {
+                if let Ok(val) = serde_json::from_slice::<Value>(line)
+                    && let Some(r) = val.get("remove")
+                    && let Ok(r) = serde_json::from_value::<RemoveAction>(r.clone())
+                {
+                    let p = paths::from_relative(&self.root, &decode_rel(&r.path));
+                    let at = r.deletion_timestamp.unwrap_or(0);
+                    let e = removed_at.entry(p).or_insert(at);
+                    *e = (*e).max(at);
+                }
+            }
+            v += 1;
+        }
+        let cutoff = chrono::Utc::now() - grace;
+        let mut stream = self.object_store.list(Some(&self.root));
+        let mut doomed = Vec::new();
+        while let Some(meta) = stream.try_next().await.map_err(|e| self.err(e))? {
+            if paths::parse_data_file(&self.root, &meta.location).is_none()
+                || live.contains(&meta.location)
+            {
+                continue;
+            }
+            let recent_removal = removed_at
+                .get(&meta.location)
+                .is_some_and(|&ms| ms > cutoff.timestamp_millis());
+            if recent_removal || meta.last_modified > cutoff {
+                summary.kept_for_grace += 1;
+                continue;
+            }
+            doomed.push(meta);
+        }
+        for m in doomed {
+            summary.deleted_files += 1;
+            summary.deleted_bytes += m.size;
+            if !dry_run {
+                self.delete_if_exists(&m.location).await?;
+            }
+        }
+        Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_times_are_milliseconds_and_paths_decode() {
+        let t = auditlake_model::time::parse_canonical("2026-03-19T10:30:00.123456Z").unwrap();
+        assert_eq!(stats_time(t), "2026-03-19T10:30:00.123Z");
+        assert_eq!(percent_decode("date=2026-03-19/a%20b.parquet"), "date=2026-03-19/a b.parquet");
+        assert_eq!(percent_decode("100%"), "100%");
+        let s = delta_schema(&auditlake_model::audit_events_schema(), &["date"]).unwrap();
+        assert!(s.contains(r#""name":"date","type":"string""#), "{s}");
+    }
+}

@@ -85,11 +85,13 @@ pub fn parse_age(s: &str) -> Result<chrono::TimeDelta> {
         .parse()
         .with_context(|| format!("cannot read {s:?} as an age: use e.g. 400d, 52w, 36h or 1y"))?;
     Ok(match unit {
+        "s" => chrono::TimeDelta::seconds(n),
+        "min" => chrono::TimeDelta::minutes(n),
         "h" => chrono::TimeDelta::hours(n),
         "d" | "" => chrono::TimeDelta::days(n),
         "w" => chrono::TimeDelta::weeks(n),
         "y" => chrono::TimeDelta::days(n * 365),
-        other => bail!("unknown unit {other:?} in age {s:?}: use h, d, w or y"),
+        other => bail!("unknown unit {other:?} in age {s:?}: use s, min, h, d, w or y"),
     })
 }
 
@@ -102,6 +104,8 @@ mod tests {
         assert_eq!(parse_age("400d").unwrap(), chrono::TimeDelta::days(400));
         assert_eq!(parse_age("1y").unwrap(), chrono::TimeDelta::days(365));
         assert_eq!(parse_age("36h").unwrap(), chrono::TimeDelta::hours(36));
+        assert_eq!(parse_age("90min").unwrap(), chrono::TimeDelta::minutes(90));
+        assert_eq!(parse_age("0s").unwrap(), chrono::TimeDelta::zero());
         assert!(parse_age("3 months").is_err());
         let c: Config = toml::from_str("[retention]\nmax_age = \"400d\"\n").unwrap();
         assert_eq!(c.retention.max_age.as_deref(), Some("400d"));

@@ -361,11 +361,21 @@ impl Store {
         paths::from_relative(&self.root, &format!("{LOG_DIR}/{version:020}.json"))
     }
 
-    /// The latest version of the table, or None when the store has no log yet.
+    /// The latest version of the table, or None when the store has no log yet. Lists the log
+    /// only after the newest version known: the cached snapshot's, else the last checkpoint's
+    /// (`_delta_log/_last_checkpoint`), so that the cost does not grow with the history.
     pub async fn latest_version(&self) -> Result<Option<Version>> {
+        let cached = self.snapshots.0.lock().await.as_ref().map(|(s, _)| s.version());
+        let known = match cached {
+            Some(v) => Some(v),
+            None => self.last_checkpoint().await?,
+        };
         let dir = paths::from_relative(&self.root, LOG_DIR);
-        let mut latest: Option<Version> = None;
-        let mut stream = self.object_store.list(Some(&dir));
+        let mut latest = known;
+        let mut stream = match known {
+            Some(v) => self.object_store.list_with_offset(Some(&dir), &self.entry_path(v)),
+            None => self.object_store.list(Some(&dir)),
+        };
         while let Some(meta) = stream.try_next().await.map_err(|e| self.err(e))? {
             let name = meta.location.filename().unwrap_or_default();
             let version = name
@@ -377,6 +387,21 @@ impl Store {
             }
         }
         Ok(latest)
+    }
+
+    /// The version of the last checkpoint, from `_delta_log/_last_checkpoint`.
+    async fn last_checkpoint(&self) -> Result<Option<Version>> {
+        let path = paths::from_relative(&self.root, &format!("{LOG_DIR}/_last_checkpoint"));
+        match self.get_bytes(&path).await {
+            Ok(b) => Ok(serde_json::from_slice::<Value>(&b)
+                .ok()
+                .and_then(|v| v["version"].as_u64())),
+            Err(Error::ObjectStore {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The table's files as of `as_of` (the latest version when None). A store without a log
@@ -850,30 +875,28 @@ impl Store {
         let Some(latest) = self.latest_version().await? else {
             return Ok(summary);
         };
+        let log_store = self.log_store();
+        let state = DeltaTableState::try_new(log_store.as_ref(), Some(latest))
+            .await
+            .map_err(|e| self.log_err(e))?;
         let live: HashSet<Path> = self
-            .snapshot(Some(AsOf::Version(latest)))
-            .await?
+            .snapshot_of(&state)?
             .files
             .iter()
             .map(|f| f.meta.location.clone())
             .collect();
         // When each removed file was removed: a file removed recently is kept however old it is.
+        // (Tombstones older than the table's deletedFileRetentionDuration, a week, are dropped
+        // from checkpoints; those removals are past any grace period of less than a week.)
         let mut removed_at: HashMap<Path, i64> = HashMap::new();
-        let mut v = 0;
-        while let Some(bytes) = self.read_entry(v).await? {
-            for line in bytes.split(|b| *b == b'\n') {
-                if let Ok(val) = serde_json::from_slice::<Value>(line)
-                    && let Some(r) = val.get("remove")
-                    && let Ok(r) = serde_json::from_value::<RemoveAction>(r.clone())
-                {
-                    let p = paths::from_relative(&self.root, &decode_rel(&r.path));
-                    let at = r.deletion_timestamp.unwrap_or(0);
-                    let e = removed_at.entry(p).or_insert(at);
-                    *e = (*e).max(at);
-                }
-            }
-            v += 1;
+        let mut tombstones = state.all_tombstones(log_store.as_ref());
+        while let Some(t) = tombstones.try_next().await.map_err(|e| self.log_err(e))? {
+            let p = paths::from_relative(&self.root, &t.path());
+            let at = t.deletion_timestamp().unwrap_or(0);
+            let e = removed_at.entry(p).or_insert(at);
+            *e = (*e).max(at);
         }
+        drop(tombstones);
         let cutoff = chrono::Utc::now() - grace;
         let mut stream = self.object_store.list(Some(&self.root));
         let mut doomed = Vec::new();

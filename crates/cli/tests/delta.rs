@@ -431,3 +431,37 @@ fn a_store_without_a_log_becomes_a_table() {
         assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to do"));
     }
 }
+
+/// Compaction drops exact copies of an event that a store somehow holds (here: a file copied
+/// into its day's folder of a store without a log, then migrated), and keeps events that only
+/// share an audit ID and stage.
+#[test]
+fn compaction_drops_exact_copies_left_in_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let t = Target::Local(store.clone());
+    let log = generate(dir.path(), "one.log", 3_000, 1, 21);
+    t.ok(&["ingest", log.to_str().unwrap()]);
+    let before = t.census();
+    std::fs::remove_dir_all(store.join("_delta_log")).unwrap();
+    let day = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("date="))
+        .unwrap();
+    let file = std::fs::read_dir(&day).unwrap().next().unwrap().unwrap().path();
+    std::fs::copy(&file, day.join("part-copy-00001.parquet")).unwrap();
+    t.ok(&["migrate"]);
+    let doubled = t.census();
+    let date = day.file_name().unwrap().to_string_lossy()["date=".len()..].to_owned();
+    let (n, keys, _) = doubled[&date];
+    assert_eq!(n, 2 * keys, "the copy is in the table: {doubled:?}");
+    assert_eq!(keys, before[&date].0);
+    let out = t.ok(&["compact"]);
+    assert!(
+        stderr(&out).contains(&format!("dropped {keys} exact copies")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(t.census(), before);
+}

@@ -497,106 +497,118 @@ async fn write_output(
 }
 
 /// Finds exact copies of an event in the merged stream of a day. Copies have the same `ts`, so
-/// only runs of equal `ts` are compared (the rows of the last `ts` of the previous batch are
-/// kept for the next): by audit ID and stage, then by content digest.
+/// only rows within a run of equal `ts` are compared (the last run of a batch is carried into the
+/// next): by audit ID and stage first, and only when those match, by content digest. The stages
+/// of one request share their `ts`, so runs are common but matches are not: digests are rare.
 #[derive(Default)]
 struct Duplicates {
-    /// The last `ts` seen, and the (audit_id, stage, digest) of the rows kept with it.
-    run: Option<(i64, Vec<(Option<String>, Option<String>, u128)>)>,
+    /// The last `ts` of the previous batch, and its rows of that `ts` that were kept.
+    carried: Option<(i64, Vec<Seen>)>,
+}
+
+/// A row kept, carried into the next batch.
+struct Seen {
+    id: Option<String>,
+    stage: Option<String>,
+    row: RecordBatch,
+    digest: Option<u128>,
+}
+
+fn full_digest(row: &RecordBatch) -> Result<u128> {
+    auditlake_model::digest::content_digests(row)?
+        .first()
+        .map(|d| d.full)
+        .ok_or_else(|| Error::Internal("digest of an empty row".into()))
 }
 
 impl Duplicates {
     /// A mask of the rows to keep, or None when all are kept.
     fn mask(&mut self, batch: &RecordBatch) -> Result<Option<BooleanArray>> {
-        let ts = batch
-            .column_by_name(col::TS)
-            .and_then(|c| c.as_primitive_opt::<datafusion::arrow::datatypes::TimestampMicrosecondType>())
-            .ok_or_else(|| Error::Internal("rewrite batch without ts".into()))?;
+        use datafusion::arrow::datatypes::{DataType, TimestampMicrosecondType};
         let n = batch.num_rows();
         if n == 0 {
             return Ok(None);
         }
-        // Rows whose ts equals the one before them (or the previous batch's last).
-        let prev_last = self.run.as_ref().map(|r| r.0);
-        let repeats: Vec<usize> = (0..n)
-            .filter(|&i| {
-                let before = if i == 0 { prev_last } else { Some(ts.value(i - 1)) };
-                before == Some(ts.value(i))
-            })
-            .collect();
-        let last_ts = ts.value(n - 1);
-        if repeats.is_empty() {
-            self.run = Some((last_ts, self.tail(batch, ts, last_ts)?));
-            return Ok(None);
-        }
-        let digests = auditlake_model::digest::content_digests(batch)?;
-        let id = cast(
-            batch.column_by_name(col::AUDIT_ID).ok_or_else(|| Error::Internal("no audit_id".into()))?,
-            &datafusion::arrow::datatypes::DataType::Utf8,
-        )?;
-        let stage = cast(
-            batch.column_by_name(col::STAGE).ok_or_else(|| Error::Internal("no stage".into()))?,
-            &datafusion::arrow::datatypes::DataType::Utf8,
-        )?;
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| Error::Internal(format!("rewrite batch without {name}")))
+        };
+        let ts = column(col::TS)?
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .ok_or_else(|| Error::Internal("ts is not a timestamp".into()))?;
+        let id = cast(column(col::AUDIT_ID)?, &DataType::Utf8)?;
+        let stage = cast(column(col::STAGE)?, &DataType::Utf8)?;
         let (id, stage) = (id.as_string::<i32>(), stage.as_string::<i32>());
         let key = |i: usize| {
             (
-                id.is_valid(i).then(|| id.value(i).to_owned()),
-                stage.is_valid(i).then(|| stage.value(i).to_owned()),
-                digests[i].full,
+                id.is_valid(i).then(|| id.value(i)),
+                stage.is_valid(i).then(|| stage.value(i)),
             )
         };
-        let mut keep = vec![true; n];
-        let mut current: Vec<(Option<String>, Option<String>, u128)> = match self.run.take() {
-            Some((t, rows)) if n > 0 && t == ts.value(0) => rows,
+        let mut carried = match self.carried.take() {
+            Some((t, rows)) if t == ts.value(0) => rows,
             _ => Vec::new(),
         };
-        let mut current_ts = prev_last;
+        let mut digests: Vec<Option<u128>> = vec![None; n];
+        let mut digest_at = |i: usize, digests: &mut Vec<Option<u128>>| -> Result<u128> {
+            if let Some(d) = digests[i] {
+                return Ok(d);
+            }
+            let d = full_digest(&batch.slice(i, 1))?;
+            digests[i] = Some(d);
+            Ok(d)
+        };
+        let mut keep = vec![true; n];
+        let mut run_start = 0;
         for i in 0..n {
-            if current_ts != Some(ts.value(i)) {
-                current.clear();
-                current_ts = Some(ts.value(i));
+            if i > 0 && ts.value(i) != ts.value(i - 1) {
+                run_start = i;
+                carried.clear();
             }
             let k = key(i);
-            if current.contains(&k) {
-                keep[i] = false;
-            } else {
-                current.push(k);
+            let mut copy = false;
+            for s in carried.iter_mut() {
+                if (s.id.as_deref(), s.stage.as_deref()) == k {
+                    let theirs = match s.digest {
+                        Some(d) => d,
+                        None => *s.digest.insert(full_digest(&s.row)?),
+                    };
+                    if theirs == digest_at(i, &mut digests)? {
+                        copy = true;
+                        break;
+                    }
+                }
+            }
+            if !copy {
+                for j in run_start..i {
+                    if keep[j]
+                        && key(j) == k
+                        && digest_at(j, &mut digests)? == digest_at(i, &mut digests)?
+                    {
+                        copy = true;
+                        break;
+                    }
+                }
+            }
+            keep[i] = !copy;
+        }
+        if run_start > 0 {
+            carried.clear();
+        }
+        for (j, kept) in keep.iter().enumerate().skip(run_start) {
+            if *kept {
+                let (i, st) = key(j);
+                carried.push(Seen {
+                    id: i.map(str::to_owned),
+                    stage: st.map(str::to_owned),
+                    row: batch.slice(j, 1),
+                    digest: digests[j],
+                });
             }
         }
-        self.run = Some((last_ts, current));
+        self.carried = Some((ts.value(n - 1), carried));
         Ok(keep.iter().any(|k| !k).then(|| BooleanArray::from(keep)))
-    }
-
-    /// The keys of the rows at the end of a batch that have its last `ts`.
-    fn tail(
-        &self,
-        batch: &RecordBatch,
-        ts: &datafusion::arrow::array::PrimitiveArray<datafusion::arrow::datatypes::TimestampMicrosecondType>,
-        last_ts: i64,
-    ) -> Result<Vec<(Option<String>, Option<String>, u128)>> {
-        let n = batch.num_rows();
-        let start = (0..n).rev().take_while(|&i| ts.value(i) == last_ts).last().unwrap_or(n - 1);
-        let slice = batch.slice(start, n - start);
-        let digests = auditlake_model::digest::content_digests(&slice)?;
-        let id = cast(
-            slice.column_by_name(col::AUDIT_ID).ok_or_else(|| Error::Internal("no audit_id".into()))?,
-            &datafusion::arrow::datatypes::DataType::Utf8,
-        )?;
-        let stage = cast(
-            slice.column_by_name(col::STAGE).ok_or_else(|| Error::Internal("no stage".into()))?,
-            &datafusion::arrow::datatypes::DataType::Utf8,
-        )?;
-        let (id, stage) = (id.as_string::<i32>(), stage.as_string::<i32>());
-        Ok((0..slice.num_rows())
-            .map(|i| {
-                (
-                    id.is_valid(i).then(|| id.value(i).to_owned()),
-                    stage.is_valid(i).then(|| stage.value(i).to_owned()),
-                    digests[i].full,
-                )
-            })
-            .collect())
     }
 }
 

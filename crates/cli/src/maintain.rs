@@ -235,7 +235,11 @@ pub fn vacuum(store: &str, config: &Config, args: VacuumArgs) -> Result<ExitCode
     let rt = crate::runtime()?;
     let grace = grace(args.grace.as_deref(), config)?;
     let v = rt.block_on(store.vacuum(grace, args.dry_run))?;
-    let verb = if args.dry_run { "would delete" } else { "deleted" };
+    let verb = if args.dry_run {
+        "would delete"
+    } else {
+        "deleted"
+    };
     println!(
         "{verb} {} files ({:.1} MB); {} kept for the grace period",
         v.deleted_files,

@@ -609,7 +609,10 @@ fn frameworks_title(r: &Report) -> String {
 
 /// The table version as a report shows it.
 fn version_text(v: Option<u64>) -> String {
-    v.map_or_else(|| "none: no transaction log yet".to_owned(), |v| v.to_string())
+    v.map_or_else(
+        || "none: no transaction log yet".to_owned(),
+        |v| v.to_string(),
+    )
 }
 
 /// What a report reads: the version `--as-of` names, else the latest when it starts, so that

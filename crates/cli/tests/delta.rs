@@ -175,7 +175,11 @@ fn concurrent_writers(t: &Target, dir: &Path) {
 
     // Ingest A is held before its commit; B commits all of its events; A then loses the race
     // for the next version and must not store the 40% they share again.
-    let held = t.held(&["ingest", a.to_str().unwrap()], "ingest-before-commit", dir);
+    let held = t.held(
+        &["ingest", a.to_str().unwrap()],
+        "ingest-before-commit",
+        dir,
+    );
     t.ok(&["ingest", b.to_str().unwrap()]);
     let out = held.finish();
     assert!(
@@ -224,7 +228,11 @@ fn concurrent_writers(t: &Target, dir: &Path) {
     let mut expected_rest = expected.clone();
     expected_rest.remove(&oldest);
     for (day, v) in &expected_rest {
-        assert_eq!(after.get(day), Some(v), "{day} after retention beside an ingest");
+        assert_eq!(
+            after.get(day),
+            Some(v),
+            "{day} after retention beside an ingest"
+        );
     }
     if let Some(kept) = after.get(&oldest) {
         assert!(kept.0 < expected[&oldest].0, "{oldest} was not deleted");
@@ -285,26 +293,54 @@ fn as_of_reads_the_past_and_reports_reproduce() {
     assert!(v2 > v1);
     assert_ne!(t.census(), before, "the second ingest added nothing");
     let v1s = v1.to_string();
-    assert_eq!(t.census_as_of(&["--as-of", &v1s]), before, "as of a version");
-    assert_eq!(t.census_as_of(&["--as-of", &between]), before, "as of a time");
+    assert_eq!(
+        t.census_as_of(&["--as-of", &v1s]),
+        before,
+        "as of a version"
+    );
+    assert_eq!(
+        t.census_as_of(&["--as-of", &between]),
+        before,
+        "as of a time"
+    );
 
     // The same report, as of the version the first one recorded: the same evidence rows.
     let again = report(&["--as-of", &v1s]);
     assert_eq!(again["table_version"], r1["table_version"]);
-    assert_eq!(again["controls"], r1["controls"], "evidence differs as of the same version");
+    assert_eq!(
+        again["controls"], r1["controls"],
+        "evidence differs as of the same version"
+    );
     assert_eq!(again["events_in_window"], r1["events_in_window"]);
     assert_ne!(report(&[])["events_in_window"], r1["events_in_window"]);
 
     // Versions that do not exist, and times before the history: clear errors.
-    let out = t.command(&["sql", "--as-of", "999", "-c", "SELECT 1"]).output().unwrap();
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("not committed yet"), "{}", stderr(&out));
     let out = t
-        .command(&["sql", "--as-of", "2001-01-01", "-c", "SELECT count(*) FROM audit_events"])
+        .command(&["sql", "--as-of", "999", "-c", "SELECT 1"])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("history starts later"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not committed yet"),
+        "{}",
+        stderr(&out)
+    );
+    let out = t
+        .command(&[
+            "sql",
+            "--as-of",
+            "2001-01-01",
+            "-c",
+            "SELECT count(*) FROM audit_events",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("history starts later"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// The Python that has DuckDB 1.4.4 with its Delta extension (`scripts/test` makes the venv).
@@ -384,7 +420,11 @@ fn duckdb_delta_scan_counts_what_auditlake_counts() {
     // Files removed by those commits are still on disk (grace period): a plain-Parquet glob
     // would count them. Vacuum with no grace deletes them; then the glob agrees as well.
     let out = t.ok(&["vacuum", "--grace", "0s"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("deleted"), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("deleted"),
+        "{}",
+        stderr(&out)
+    );
     let script = format!(
         "import duckdb\nprint(duckdb.sql(\"SELECT count(*) FROM read_parquet('{}/*/*.parquet', hive_partitioning = true)\").fetchall()[0][0])",
         store.display()
@@ -413,8 +453,15 @@ fn a_store_without_a_log_becomes_a_table() {
         // The layout before the log: the same files, no log.
         std::fs::remove_dir_all(store.join("_delta_log")).unwrap();
         assert_eq!(t.census(), before, "read from the folders");
-        let out = t.command(&["sql", "--as-of", "0", "-c", "SELECT 1"]).output().unwrap();
-        assert!(stderr(&out).contains("no transaction log yet"), "{}", stderr(&out));
+        let out = t
+            .command(&["sql", "--as-of", "0", "-c", "SELECT 1"])
+            .output()
+            .unwrap();
+        assert!(
+            stderr(&out).contains("no transaction log yet"),
+            "{}",
+            stderr(&out)
+        );
         if explicit {
             let out = t.ok(&["migrate"]);
             let text = String::from_utf8_lossy(&out.stdout);
@@ -447,9 +494,19 @@ fn compaction_drops_exact_copies_left_in_a_store() {
     let day = std::fs::read_dir(&store)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("date="))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("date=")
+        })
         .unwrap();
-    let file = std::fs::read_dir(&day).unwrap().next().unwrap().unwrap().path();
+    let file = std::fs::read_dir(&day)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     std::fs::copy(&file, day.join("part-copy-00001.parquet")).unwrap();
     t.ok(&["migrate"]);
     let doubled = t.census();

@@ -799,16 +799,18 @@ impl Writer<'_> {
         Ok(())
     }
 
-    fn write_pending(&mut self, partition: Partition, batches: Vec<RecordBatch>) -> Result<Pending> {
+    fn write_pending(
+        &mut self,
+        partition: Partition,
+        batches: Vec<RecordBatch>,
+    ) -> Result<Pending> {
         let enc = encode_parquet(&batches, &self.opts.write)?;
         self.seq += 1;
         let size = enc.bytes.len() as u64;
-        let target = self.rt.block_on(self.store.write_data_file(
-            &partition,
-            &self.run,
-            self.seq,
-            enc.bytes,
-        ))?;
+        let target = self.rt.block_on(
+            self.store
+                .write_data_file(&partition, &self.run, self.seq, enc.bytes),
+        )?;
         Ok(Pending {
             partition,
             batches,
@@ -817,7 +819,9 @@ impl Writer<'_> {
                 partition,
                 size,
                 rows: enc.rows,
-                ts_range: enc.ts_range.unwrap_or((partition.start(), partition.start())),
+                ts_range: enc
+                    .ts_range
+                    .unwrap_or((partition.start(), partition.start())),
             },
         })
     }

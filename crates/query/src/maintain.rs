@@ -136,7 +136,10 @@ impl Action {
 
 /// What one rewrite of a chunk of a day's files came to.
 enum Rewritten {
-    Committed { outputs: Vec<NewFile>, duplicates: u64 },
+    Committed {
+        outputs: Vec<NewFile>,
+        duplicates: u64,
+    },
     /// Another run removed an input first; the outputs were deleted.
     Conflict,
 }
@@ -162,10 +165,22 @@ pub async fn compact(store: &Store, opts: &RewriteOptions) -> Result<CompactSumm
             continue;
         }
         for chunk in inputs.chunks(opts.max_inputs.max(2)) {
-            match rewrite(store, &run, &mut seq, &mut version, &partition, chunk, Action::Compact, opts)
-                .await?
+            match rewrite(
+                store,
+                &run,
+                &mut seq,
+                &mut version,
+                &partition,
+                chunk,
+                Action::Compact,
+                opts,
+            )
+            .await?
             {
-                Rewritten::Committed { outputs, duplicates } => {
+                Rewritten::Committed {
+                    outputs,
+                    duplicates,
+                } => {
                     summary.files_after += outputs.len();
                     summary.bytes_after += outputs.iter().map(|f| f.size).sum::<u64>();
                     summary.rows += outputs.iter().map(|f| f.rows).sum::<u64>();
@@ -194,7 +209,12 @@ fn by_partition(files: Vec<DataFile>) -> std::collections::BTreeMap<Partition, V
 async fn file_rows(store: &Store, f: &DataFile) -> Result<u64> {
     Ok(match f.rows {
         Some(n) => n,
-        None => store.file_metadata(f).await?.file_metadata().num_rows().max(0) as u64,
+        None => store
+            .file_metadata(f)
+            .await?
+            .file_metadata()
+            .num_rows()
+            .max(0) as u64,
     })
 }
 
@@ -285,8 +305,17 @@ pub async fn retain(
                 continue;
             }
             for chunk in fat.chunks(opts.max_inputs.max(1)) {
-                match rewrite(store, &run, &mut seq, &mut version, &partition, chunk, Action::Slim, opts)
-                    .await?
+                match rewrite(
+                    store,
+                    &run,
+                    &mut seq,
+                    &mut version,
+                    &partition,
+                    chunk,
+                    Action::Slim,
+                    opts,
+                )
+                .await?
                 {
                     Rewritten::Committed { outputs, .. } => {
                         summary.bytes_after_slimming += outputs.iter().map(|f| f.size).sum::<u64>();
@@ -447,8 +476,15 @@ async fn rewrite(
         action.kind(),
         run.as_str(),
         match action {
-            Action::Compact => format!("{} small files of {} merged", inputs.len(), partition.date()),
-            Action::Slim => format!("bodies of {} dropped (older than slim_after)", partition.date()),
+            Action::Compact => format!(
+                "{} small files of {} merged",
+                inputs.len(),
+                partition.date()
+            ),
+            Action::Slim => format!(
+                "bodies of {} dropped (older than slim_after)",
+                partition.date()
+            ),
         },
     );
     c.remove = inputs.to_vec();
@@ -462,7 +498,10 @@ async fn rewrite(
             })
         }
         Err(auditlake_store::Error::Conflict(why)) => {
-            eprintln!("note: {} of {partition} given up: {why}", action.kind().name());
+            eprintln!(
+                "note: {} of {partition} given up: {why}",
+                action.kind().name()
+            );
             for o in &outputs {
                 store.delete_uncommitted(&o.path).await?;
             }
@@ -551,7 +590,7 @@ impl Duplicates {
             _ => Vec::new(),
         };
         let mut digests: Vec<Option<u128>> = vec![None; n];
-        let mut digest_at = |i: usize, digests: &mut Vec<Option<u128>>| -> Result<u128> {
+        let digest_at = |i: usize, digests: &mut Vec<Option<u128>>| -> Result<u128> {
             if let Some(d) = digests[i] {
                 return Ok(d);
             }
@@ -581,8 +620,8 @@ impl Duplicates {
                 }
             }
             if !copy {
-                for j in run_start..i {
-                    if keep[j]
+                for (j, &kept) in keep.iter().enumerate().take(i).skip(run_start) {
+                    if kept
                         && key(j) == k
                         && digest_at(j, &mut digests)? == digest_at(i, &mut digests)?
                     {

@@ -9,10 +9,10 @@
 
 use std::collections::HashSet;
 
+use auditlake_model::time::Micros;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use auditlake_model::time::Micros;
 use object_store::{ObjectMeta, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
@@ -222,7 +222,10 @@ impl Store {
 
     /// Deletes the old layout's records, lock and staging files, once the log holds the files.
     pub(crate) async fn forget_legacy(&self) -> Result<()> {
-        for dir in [paths::commits_dir(&self.root), paths::staging_dir(&self.root)] {
+        for dir in [
+            paths::commits_dir(&self.root),
+            paths::staging_dir(&self.root),
+        ] {
             let metas: Vec<ObjectMeta> = self
                 .object_store
                 .list(Some(&dir))

@@ -25,7 +25,7 @@ pub mod writer;
 
 pub use error::{Error, Result, is_not_found_error};
 pub use guard::{ReadOnlyUnder, StoreBounds};
-pub use paths::{DataFilePath, Partition, RunId};
 pub use log::{AsOf, Commit, CommitKind, LogEntry, NewFile, Snapshot, Version};
+pub use paths::{DataFilePath, Partition, RunId};
 pub use store::{DataFile, Store};
 pub use writer::{Encoded, FileEncoder, WriteOptions, encode_parquet};

@@ -365,7 +365,13 @@ impl Store {
     /// only after the newest version known: the cached snapshot's, else the last checkpoint's
     /// (`_delta_log/_last_checkpoint`), so that the cost does not grow with the history.
     pub async fn latest_version(&self) -> Result<Option<Version>> {
-        let cached = self.snapshots.0.lock().await.as_ref().map(|(s, _)| s.version());
+        let cached = self
+            .snapshots
+            .0
+            .lock()
+            .await
+            .as_ref()
+            .map(|(s, _)| s.version());
         let known = match cached {
             Some(v) => Some(v),
             None => self.last_checkpoint().await?,
@@ -373,7 +379,9 @@ impl Store {
         let dir = paths::from_relative(&self.root, LOG_DIR);
         let mut latest = known;
         let mut stream = match known {
-            Some(v) => self.object_store.list_with_offset(Some(&dir), &self.entry_path(v)),
+            Some(v) => self
+                .object_store
+                .list_with_offset(Some(&dir), &self.entry_path(v)),
             None => self.object_store.list(Some(&dir)),
         };
         while let Some(meta) = stream.try_next().await.map_err(|e| self.err(e))? {
@@ -627,8 +635,10 @@ impl Store {
                     .as_deref()
                     .and_then(|d| Partition::parse(&format!("date={d}")))
                     .ok_or_else(|| bad(&format!("add of {} without a partition date", add.path)))?;
-                let stats: Option<FileStats> =
-                    add.stats.as_deref().and_then(|s| serde_json::from_str(s).ok());
+                let stats: Option<FileStats> = add
+                    .stats
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str(s).ok());
                 let ts_range = stats.as_ref().and_then(|s| {
                     let lo = parse_stats_time(s.min_values.get(auditlake_model::schema::col::TS))?;
                     let hi = parse_stats_time(s.max_values.get(auditlake_model::schema::col::TS))?;
@@ -835,16 +845,17 @@ impl Store {
             if files.is_empty() {
                 "new store".to_owned()
             } else {
-                format!("{} files of the store's folders taken into the log", files.len())
+                format!(
+                    "{} files of the store's folders taken into the log",
+                    files.len()
+                )
             },
         );
         for f in &files {
             let meta = self.file_metadata(f).await?;
             let rows = meta.file_metadata().num_rows().max(0) as u64;
-            let ts_range = crate::writer::footer_ts_range(&meta).unwrap_or((
-                f.partition.start(),
-                f.partition.end() - 1,
-            ));
+            let ts_range = crate::writer::footer_ts_range(&meta)
+                .unwrap_or((f.partition.start(), f.partition.end() - 1));
             c.add.push(NewFile {
                 path: f.meta.location.clone(),
                 partition: f.partition,
@@ -934,9 +945,25 @@ mod tests {
     fn stats_times_are_milliseconds_and_paths_decode() {
         let t = auditlake_model::time::parse_canonical("2026-03-19T10:30:00.123456Z").unwrap();
         assert_eq!(stats_time(t), "2026-03-19T10:30:00.123Z");
-        assert_eq!(percent_decode("date=2026-03-19/a%20b.parquet"), "date=2026-03-19/a b.parquet");
+        assert_eq!(
+            percent_decode("date=2026-03-19/a%20b.parquet"),
+            "date=2026-03-19/a b.parquet"
+        );
         assert_eq!(percent_decode("100%"), "100%");
         let s = delta_schema(&auditlake_model::audit_events_schema(), &["date"]).unwrap();
-        assert!(s.contains(r#""name":"date","type":"string""#), "{s}");
+        let v: Value = serde_json::from_str(&s).unwrap();
+        let fields = v["fields"].as_array().unwrap();
+        let last = fields.last().unwrap();
+        assert_eq!(
+            (last["name"].as_str(), last["type"].as_str()),
+            (Some("date"), Some("string"))
+        );
+        let ts = &fields[0];
+        assert_eq!(
+            (ts["name"].as_str(), ts["type"].as_str()),
+            (Some("ts"), Some("timestamp"))
+        );
+        let groups = fields.iter().find(|f| f["name"] == "user_groups").unwrap();
+        assert_eq!(groups["type"]["type"], "array");
     }
 }

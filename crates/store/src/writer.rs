@@ -5,12 +5,12 @@ use arrow::compute::{SortOptions, sort_to_indices, take_record_batch};
 use arrow::datatypes::TimestampMicrosecondType;
 use auditlake_model::schema::col;
 use auditlake_model::time::Micros;
-use parquet::file::metadata::ParquetMetaData;
-use parquet::file::statistics::Statistics;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::ParquetMetaData;
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::file::statistics::Statistics;
 use parquet::schema::types::ColumnPath;
 
 use crate::{Error, Result};

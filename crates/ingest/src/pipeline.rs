@@ -768,9 +768,16 @@ impl Writer<'_> {
             buf.bytes = 0;
             pending.push(self.write_pending(*p, batches)?);
         }
-        loop {
+        for attempt in 0.. {
             if pending.is_empty() {
                 return Ok(());
+            }
+            if attempt == 1000 {
+                return Err(Error::Internal(format!(
+                    "gave up committing after {attempt} tries: other writers kept committing \
+                     version {} first",
+                    self.version + 1
+                )));
             }
             let rows: u64 = pending.iter().map(|p| p.file.rows).sum();
             let mut commit = Commit::new(
@@ -833,7 +840,8 @@ impl Writer<'_> {
     fn catch_up(&mut self, pending: &mut Vec<Pending>) -> Result<()> {
         let entries = self.rt.block_on(self.store.entries_after(self.version))?;
         let Some(last) = entries.last() else {
-            // The entry we lost to is not readable yet (listing lag): try again.
+            // The entry we lost to is not readable yet: try again shortly.
+            std::thread::sleep(std::time::Duration::from_millis(50));
             return Ok(());
         };
         let mut touched: HashSet<Partition> = HashSet::new();

@@ -134,6 +134,58 @@ impl Action {
     }
 }
 
+/// The state a maintenance run carries from one rewrite to the next: its run ID, the sequence
+/// number of its output files, and the table version it has read up to.
+struct Rewriter<'a> {
+    store: &'a Store,
+    run: RunId,
+    seq: u32,
+    version: Version,
+}
+
+impl<'a> Rewriter<'a> {
+    /// Starts a run on the table's latest version (the table is created first if need be, except
+    /// on a dry run, which changes nothing), and returns the snapshot it starts from.
+    async fn start(store: &'a Store, dry_run: bool) -> Result<(Self, auditlake_store::Snapshot)> {
+        let created = if dry_run {
+            0
+        } else {
+            store.ensure_table().await?
+        };
+        let snapshot = store.snapshot(None).await?;
+        let version = snapshot.version.unwrap_or(created).max(created);
+        Ok((
+            Self {
+                store,
+                run: RunId::new(),
+                seq: 0,
+                version,
+            },
+            snapshot,
+        ))
+    }
+
+    async fn rewrite(
+        &mut self,
+        partition: &Partition,
+        inputs: &[DataFile],
+        action: Action,
+        opts: &RewriteOptions,
+    ) -> Result<Rewritten> {
+        rewrite(
+            self.store,
+            &self.run,
+            &mut self.seq,
+            &mut self.version,
+            partition,
+            inputs,
+            action,
+            opts,
+        )
+        .await
+    }
+}
+
 /// What one rewrite of a chunk of a day's files came to.
 enum Rewritten {
     Committed {
@@ -146,12 +198,8 @@ enum Rewritten {
 
 /// Merges the small files of each day into files of about `target_file_bytes`.
 pub async fn compact(store: &Store, opts: &RewriteOptions) -> Result<CompactSummary> {
-    let run = RunId::new();
-    let mut version = store.ensure_table().await?;
-    let snapshot = store.snapshot(None).await?;
-    version = snapshot.version.unwrap_or(version).max(version);
+    let (mut run, snapshot) = Rewriter::start(store, opts.dry_run).await?;
     let mut summary = CompactSummary::default();
-    let mut seq = 0u32;
     let small = (opts.target_file_bytes as u64) * 3 / 4;
     for (partition, files) in by_partition(snapshot.files_in(opts.range)) {
         let inputs: Vec<DataFile> = files.into_iter().filter(|f| f.meta.size < small).collect();
@@ -165,17 +213,9 @@ pub async fn compact(store: &Store, opts: &RewriteOptions) -> Result<CompactSumm
             continue;
         }
         for chunk in inputs.chunks(opts.max_inputs.max(2)) {
-            match rewrite(
-                store,
-                &run,
-                &mut seq,
-                &mut version,
-                &partition,
-                chunk,
-                Action::Compact,
-                opts,
-            )
-            .await?
+            match run
+                .rewrite(&partition, chunk, Action::Compact, opts)
+                .await?
             {
                 Rewritten::Committed {
                     outputs,
@@ -190,7 +230,7 @@ pub async fn compact(store: &Store, opts: &RewriteOptions) -> Result<CompactSumm
             }
         }
     }
-    summary.version = Some(version);
+    summary.version = Some(run.version);
     if !opts.dry_run {
         summary.vacuum = store.vacuum(opts.vacuum_grace, false).await?;
     }
@@ -236,12 +276,8 @@ pub async fn retain(
     let micros = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or(i64::MAX);
     let delete_before = policy.max_age.map(|a| now.saturating_sub(micros(a)));
     let slim_before = policy.slim_after.map(|a| now.saturating_sub(micros(a)));
-    let run = RunId::new();
-    let mut version = store.ensure_table().await?;
-    let snapshot = store.snapshot(None).await?;
-    version = snapshot.version.unwrap_or(version).max(version);
+    let (mut run, snapshot) = Rewriter::start(store, opts.dry_run).await?;
     let mut summary = RetainSummary::default();
-    let mut seq = 0u32;
     let files = snapshot.files.as_ref().clone();
     for (partition, files) in by_partition(files) {
         if delete_before.is_some_and(|t| partition.end() <= t) {
@@ -259,14 +295,14 @@ pub async fn retain(
             for attempt in 0.. {
                 let mut c = Commit::new(
                     CommitKind::Retain,
-                    run.as_str(),
+                    run.run.as_str(),
                     format!("{} is older than the maximum age", partition.date()),
                 );
                 c.remove = files.clone();
                 auditlake_store::log::hold_point("retain-before-commit");
-                match store.commit(version, &c).await {
+                match store.commit(run.version, &c).await {
                     Ok(v) => {
-                        version = v;
+                        run.version = v;
                         for f in &files {
                             summary.deleted_rows += file_rows(store, f).await?;
                         }
@@ -276,7 +312,7 @@ pub async fn retain(
                     }
                     Err(auditlake_store::Error::Conflict(_)) if attempt < 5 => {
                         let again = store.snapshot(None).await?;
-                        version = again.version.unwrap_or(version).max(version);
+                        run.version = again.version.unwrap_or(run.version).max(run.version);
                         files = again
                             .files
                             .iter()
@@ -305,17 +341,7 @@ pub async fn retain(
                 continue;
             }
             for chunk in fat.chunks(opts.max_inputs.max(1)) {
-                match rewrite(
-                    store,
-                    &run,
-                    &mut seq,
-                    &mut version,
-                    &partition,
-                    chunk,
-                    Action::Slim,
-                    opts,
-                )
-                .await?
+                match run.rewrite(&partition, chunk, Action::Slim, opts).await?
                 {
                     Rewritten::Committed { outputs, .. } => {
                         summary.bytes_after_slimming += outputs.iter().map(|f| f.size).sum::<u64>();
@@ -339,7 +365,7 @@ pub async fn retain(
             store.delete_rejected(&old).await?;
         }
     }
-    summary.version = Some(version);
+    summary.version = Some(run.version);
     if !opts.dry_run {
         summary.vacuum = store.vacuum(opts.vacuum_grace, false).await?;
     }

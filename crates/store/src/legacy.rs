@@ -59,13 +59,7 @@ fn now_text() -> String {
 impl Store {
     /// Every commit record, with its path.
     pub async fn commit_records(&self) -> Result<Vec<(Path, CommitRecord)>> {
-        let dir = paths::commits_dir(&self.root);
-        let metas: Vec<ObjectMeta> = self
-            .object_store
-            .list(Some(&dir))
-            .try_collect()
-            .await
-            .map_err(|e| self.err(e))?;
+        let metas = self.list_under(&paths::commits_dir(&self.root)).await?;
         let mut out = Vec::new();
         for m in metas {
             if !m.location.as_ref().ends_with(".json") {
@@ -200,6 +194,15 @@ impl Store {
         Ok(())
     }
 
+    /// Every object below `dir`.
+    pub(crate) async fn list_under(&self, dir: &Path) -> Result<Vec<ObjectMeta>> {
+        self.object_store
+            .list(Some(dir))
+            .try_collect()
+            .await
+            .map_err(|e| self.err(e))
+    }
+
     pub(crate) async fn delete_if_exists(&self, path: &Path) -> Result<()> {
         match self.object_store.delete(path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -226,13 +229,7 @@ impl Store {
             paths::commits_dir(&self.root),
             paths::staging_dir(&self.root),
         ] {
-            let metas: Vec<ObjectMeta> = self
-                .object_store
-                .list(Some(&dir))
-                .try_collect()
-                .await
-                .map_err(|e| self.err(e))?;
-            for m in metas {
+            for m in self.list_under(&dir).await? {
                 self.delete_if_exists(&m.location).await?;
             }
         }

@@ -121,7 +121,7 @@ def main():
         ),
     }
     views = view_sql("sql/views/audit_requests.sql") + ";\n" + view_sql(CONTROL) + ";\n"
-    glob = os.path.join(os.path.abspath(a.store), "*", "*.parquet")
+    glob = os.path.join(os.path.abspath(a.store), "date=*", "*.parquet")
     duck_parquet = f"CREATE VIEW audit_events AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true);\n" + views
     duck_json = None
     jq_input, jq_scale = None, 1.0

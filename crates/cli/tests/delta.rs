@@ -426,7 +426,7 @@ fn duckdb_delta_scan_counts_what_auditlake_counts() {
         stderr(&out)
     );
     let script = format!(
-        "import duckdb\nprint(duckdb.sql(\"SELECT count(*) FROM read_parquet('{}/*/*.parquet', hive_partitioning = true)\").fetchall()[0][0])",
+        "import duckdb\nprint(duckdb.sql(\"SELECT count(*) FROM read_parquet('{}/date=*/*.parquet', hive_partitioning = true)\").fetchall()[0][0])",
         store.display()
     );
     let out = std::process::Command::new("python3")

@@ -434,7 +434,7 @@ fn duckdb_reads_the_store_directly() {
     let store = dir.path().join("store");
     let log = generate(dir.path(), "audit.log", 15_000, 2, 31);
     ok(&store, &["ingest", log.to_str().unwrap()]);
-    let glob = store.join("*/*.parquet");
+    let glob = store.join("date=*/*.parquet");
     let script = format!(
         "import duckdb\n\
          r = duckdb.sql(\"SELECT count(*), count(DISTINCT date), count(DISTINCT audit_id), \

@@ -219,7 +219,7 @@ fn compaction_and_retention_on_a_local_store() {
     // commits removed (and the outputs of the killed runs).
     t.ok(&["vacuum", "--grace", "0s"]);
     if let Target::Local(store) = &t {
-        let glob = store.join("*/*.parquet");
+        let glob = store.join("date=*/*.parquet");
         let script = format!(
             "import duckdb\nprint(duckdb.sql(\"SELECT count(*) FROM read_parquet('{}', hive_partitioning = true)\").fetchall()[0][0])",
             glob.display()

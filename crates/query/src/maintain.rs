@@ -233,6 +233,7 @@ pub async fn compact(store: &Store, opts: &RewriteOptions) -> Result<CompactSumm
     summary.version = Some(run.version);
     if !opts.dry_run {
         summary.vacuum = store.vacuum(opts.vacuum_grace, false).await?;
+        store.checkpoint_latest().await?;
     }
     Ok(summary)
 }
@@ -341,8 +342,7 @@ pub async fn retain(
                 continue;
             }
             for chunk in fat.chunks(opts.max_inputs.max(1)) {
-                match run.rewrite(&partition, chunk, Action::Slim, opts).await?
-                {
+                match run.rewrite(&partition, chunk, Action::Slim, opts).await? {
                     Rewritten::Committed { outputs, .. } => {
                         summary.bytes_after_slimming += outputs.iter().map(|f| f.size).sum::<u64>();
                         summary.slimmed_rows += outputs.iter().map(|f| f.rows).sum::<u64>();
@@ -368,6 +368,7 @@ pub async fn retain(
     summary.version = Some(run.version);
     if !opts.dry_run {
         summary.vacuum = store.vacuum(opts.vacuum_grace, false).await?;
+        store.checkpoint_latest().await?;
     }
     Ok(summary)
 }

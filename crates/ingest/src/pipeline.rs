@@ -923,6 +923,13 @@ impl Writer<'_> {
         all.sort();
         self.flush(&all)?;
         self.flush_rejected()?;
+        if self.summary.commits > 0 {
+            // Readers replay the entries after the last checkpoint; keep that tail short. A
+            // failed checkpoint only makes later loads slower: the events are committed.
+            if let Err(e) = self.rt.block_on(self.store.checkpoint_if_behind(20)) {
+                eprintln!("warning: checkpoint after the ingest failed: {e}");
+            }
+        }
         Ok(self.summary)
     }
 }

@@ -177,3 +177,22 @@ pub fn generated_store(events: u64, days: u32, seed: u64) -> (tempfile::TempDir,
     ok(&store, &["ingest", log.to_str().unwrap()]);
     (dir, store, log)
 }
+
+/// What readers must agree on, whatever the files: per day, events, distinct (audit_id, stage),
+/// events with a body.
+pub const CENSUS_SQL: &str = "SELECT date, count(*) AS n, count(DISTINCT audit_id || '/' || stage) AS keys, \
+     count(request_object) + count(response_object) AS bodies \
+     FROM audit_events GROUP BY date ORDER BY date";
+
+/// The rows of [`CENSUS_SQL`] by day.
+pub fn census_of(rows: Vec<Value>) -> BTreeMap<String, (u64, u64, u64)> {
+    rows.into_iter()
+        .map(|r| {
+            let n = |k: &str| r[k].as_u64().unwrap();
+            (
+                r["date"].as_str().unwrap().to_owned(),
+                (n("n"), n("keys"), n("bodies")),
+            )
+        })
+        .collect()
+}

@@ -54,21 +54,7 @@ impl Target {
 
     /// Per day: events, distinct (audit_id, stage), bodies.
     fn census_as_of(&self, args: &[&str]) -> BTreeMap<String, (u64, u64, u64)> {
-        self.rows(
-            args,
-            "SELECT date, count(*) AS n, count(DISTINCT audit_id || '/' || stage) AS keys, \
-             count(request_object) + count(response_object) AS bodies \
-             FROM audit_events GROUP BY date ORDER BY date",
-        )
-        .into_iter()
-        .map(|r| {
-            let n = |k: &str| r[k].as_u64().unwrap();
-            (
-                r["date"].as_str().unwrap().to_owned(),
-                (n("n"), n("keys"), n("bodies")),
-            )
-        })
-        .collect()
+        census_of(self.rows(args, CENSUS_SQL))
     }
 
     fn census(&self) -> BTreeMap<String, (u64, u64, u64)> {

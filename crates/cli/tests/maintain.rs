@@ -62,20 +62,7 @@ impl Target {
     /// What readers must agree on, whatever the files: events, distinct (audit_id, stage),
     /// events with a body, per day.
     fn census(&self) -> BTreeMap<String, (u64, u64, u64)> {
-        self.rows(
-            "SELECT date, count(*) AS n, count(DISTINCT audit_id || '/' || stage) AS keys, \
-             count(request_object) + count(response_object) AS bodies \
-             FROM audit_events GROUP BY date ORDER BY date",
-        )
-        .into_iter()
-        .map(|r| {
-            let n = |k: &str| r[k].as_u64().unwrap();
-            (
-                r["date"].as_str().unwrap().to_owned(),
-                (n("n"), n("keys"), n("bodies")),
-            )
-        })
-        .collect()
+        census_of(self.rows(CENSUS_SQL))
     }
 
     /// Data files per day, from `stats`.

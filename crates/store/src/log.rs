@@ -293,8 +293,6 @@ struct AddAction {
 #[serde(rename_all = "camelCase")]
 struct RemoveAction {
     path: String,
-    #[serde(default)]
-    deletion_timestamp: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -313,10 +311,6 @@ fn parse_stats_time(v: Option<&Value>) -> Option<Micros> {
 }
 
 /// Delta paths are relative URIs: percent-decoded here into the object store's path.
-fn decode_rel(rel: &str) -> String {
-    percent_decode(rel)
-}
-
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -453,19 +447,8 @@ impl Store {
                 *cache = Some((state, snap.clone()));
                 Ok(snap)
             }
-            Some(AsOf::Version(v)) => {
-                if v > latest {
-                    return Err(Error::AsOf(format!(
-                        "version {v} is not committed yet; the latest is {latest}"
-                    )));
-                }
-                let state = DeltaTableState::try_new(log_store.as_ref(), Some(v))
-                    .await
-                    .map_err(|e| self.log_err(e))?;
-                self.snapshot_of(&state)
-            }
-            Some(AsOf::Time(t)) => {
-                let v = self.version_at(t, latest).await?;
+            Some(a) => {
+                let v = self.resolve_as_of(a).await?;
                 let state = DeltaTableState::try_new(log_store.as_ref(), Some(v))
                     .await
                     .map_err(|e| self.log_err(e))?;
@@ -629,7 +612,7 @@ impl Store {
                 entry.kind = serde_json::from_value(info["auditlake"]["kind"].clone()).ok();
             } else if let Some(add) = v.get("add") {
                 let add: AddAction = serde_json::from_value(add.clone()).map_err(|e| bad(&e))?;
-                let location = paths::from_relative(&self.root, &decode_rel(&add.path));
+                let location = paths::from_relative(&self.root, &percent_decode(&add.path));
                 let date = add.partition_values.get("date").cloned().flatten();
                 let partition = date
                     .as_deref()
@@ -665,10 +648,9 @@ impl Store {
             } else if let Some(remove) = v.get("remove") {
                 let r: RemoveAction =
                     serde_json::from_value(remove.clone()).map_err(|e| bad(&e))?;
-                let _ = r.deletion_timestamp;
                 entry
                     .remove
-                    .push(paths::from_relative(&self.root, &decode_rel(&r.path)));
+                    .push(paths::from_relative(&self.root, &percent_decode(&r.path)));
             }
         }
         Ok(entry)

@@ -32,11 +32,13 @@ pub struct Config {
     pub schedule: Vec<crate::schedule::Schedule>,
     /// Redaction rules added to the built-in ones (Secrets, TokenReviews, TokenRequests).
     pub redact: Redact,
+    /// `auditlake serve` and `follow`: see crates/cli/src/collect.rs.
+    pub serve: crate::collect::ServeConfig,
 }
 
 /// `[[redact.rules]]`: `resource` (plural, optionally `resource/subresource`), `group`, `kind`,
 /// and `paths`, JSON pointers with `*` and `**` segments.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Redact {
     pub rules: Vec<auditlake_model::redact::RedactRule>,

@@ -32,6 +32,24 @@ pub struct Args {
     threads: Option<usize>,
 }
 
+/// The redaction of stored events: the built-in rules, the config file's `[[redact.rules]]` and
+/// `--redact-resource`s, or none with `--no-redact`.
+pub fn redact_options(
+    config: crate::config::Redact,
+    resources: &[String],
+    no_redact: bool,
+) -> Result<RedactOptions> {
+    if no_redact {
+        return Ok(RedactOptions::disabled());
+    }
+    let mut rules = config.rules;
+    rules.extend(resources.iter().map(|r| RedactOptions::secret_like(r)));
+    RedactOptions::default()
+        .with_rules(rules)
+        .map_err(anyhow::Error::msg)
+        .context("invalid [[redact.rules]] in the config file")
+}
+
 struct Bar(ProgressBar);
 
 impl Progress for Bar {
@@ -56,20 +74,7 @@ pub fn run(store: &str, config: crate::config::Config, args: Args) -> Result<Exi
     if let Some(t) = args.threads {
         opts.threads = t;
     }
-    if args.no_redact {
-        opts.decode.redact = RedactOptions::disabled();
-    } else {
-        let mut rules = config.redact.rules;
-        rules.extend(
-            args.redact_resources
-                .iter()
-                .map(|r| RedactOptions::secret_like(r)),
-        );
-        opts.decode.redact = RedactOptions::default()
-            .with_rules(rules)
-            .map_err(anyhow::Error::msg)
-            .context("invalid [[redact.rules]] in the config file")?;
-    }
+    opts.decode.redact = redact_options(config.redact, &args.redact_resources, args.no_redact)?;
     let progress: Arc<dyn Progress> = if crate::stderr_is_tty() {
         let total: u64 = inputs.iter().filter_map(|i| i.size()).sum();
         let pb = ProgressBar::new(total);

@@ -1,5 +1,6 @@
 //! `auditlake`: keep and question Kubernetes audit history.
 
+mod collect;
 mod config;
 mod export;
 mod generate;
@@ -18,6 +19,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use auditlake_store::Store;
 use clap::{Parser, Subcommand};
+
+/// mimalloc keeps freed pages for reuse: with the system allocator a scan of 10M events spent a
+/// third of its time in page faults of buffers freed and allocated again (`perf`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -66,6 +72,10 @@ enum Command {
     Migrate(maintain::MigrateArgs),
     /// Delete days older than a maximum age; slim older days to Metadata level (config or flags).
     Retain(maintain::RetainArgs),
+    /// Receive audit events over HTTPS: the apiserver's webhook backend, Vector, Fluent Bit (acknowledged once durable).
+    Serve(collect::ServeArgs),
+    /// Follow the apiserver's audit log file across rotation into the store (restarts neither skip nor repeat).
+    Follow(collect::FollowArgs),
     /// Generate realistic audit traffic as JSON lines (demos, tests, benchmarks).
     Gen(generate::Args),
 }
@@ -138,6 +148,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Vacuum(args) => {
             let (config, _) = config::Config::load(cli.config.as_deref())?;
             maintain::vacuum(&cli.store, &config, args)
+        }
+        Command::Serve(args) => {
+            let (config, _) = config::Config::load(cli.config.as_deref())?;
+            collect::serve_cmd(&cli.store, &config, args)
+        }
+        Command::Follow(args) => {
+            let (config, _) = config::Config::load(cli.config.as_deref())?;
+            collect::follow_cmd(&cli.store, &config, args)
         }
         Command::Migrate(args) => maintain::migrate(&cli.store, args),
         Command::Retain(args) => {

@@ -1,5 +1,6 @@
 //! The `auditlake` command tested as a user meets it: the real binary, real files.
 
+mod collect;
 mod common;
 mod delta;
 mod evidence;

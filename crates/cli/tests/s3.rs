@@ -74,6 +74,10 @@ pub fn start_moto() -> Moto {
 }
 
 impl Moto {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Points the command's S3 client at this server (the standard AWS_* variables).
     pub fn configure(&self, c: &mut Command) {
         c.env(

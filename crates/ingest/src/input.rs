@@ -1,6 +1,7 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
 
@@ -11,6 +12,12 @@ use crate::{Error, Result};
 pub enum Input {
     Stdin,
     File(PathBuf),
+    /// Bytes already in memory (a segment of the receiver's write-ahead log), named for reports
+    /// and rejects.
+    Memory {
+        name: String,
+        data: Arc<[u8]>,
+    },
 }
 
 impl Input {
@@ -19,6 +26,7 @@ impl Input {
         match self {
             Input::Stdin => "<stdin>".to_owned(),
             Input::File(p) => p.display().to_string(),
+            Input::Memory { name, .. } => name.clone(),
         }
     }
 
@@ -27,6 +35,7 @@ impl Input {
         match self {
             Input::Stdin => None,
             Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            Input::Memory { data, .. } => Some(data.len() as u64),
         }
     }
 
@@ -38,6 +47,7 @@ impl Input {
     ) -> Result<Box<dyn BufRead + Send>> {
         let raw: Box<dyn Read + Send> = match self {
             Input::Stdin => Box::new(io::stdin()),
+            Input::Memory { data, .. } => Box::new(io::Cursor::new(Arc::clone(data))),
             Input::File(p) => Box::new(File::open(p).map_err(|source| Error::Input {
                 name: self.name(),
                 source,

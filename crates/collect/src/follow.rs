@@ -1,0 +1,384 @@
+//! `auditlake follow`: the apiserver's audit log file, followed across rotation.
+//!
+//! The apiserver writes `audit.log` through lumberjack: on rotation the file is renamed
+//! `audit-<timestamp>.log` (gzipped later to `.log.gz` with `--audit-log-compress`) and a new
+//! `audit.log` is created. The follower reads whole lines only (it waits at a partial last line),
+//! finishes a rotated file before it moves to the new one, and appends what it read to the
+//! write-ahead log. Only once a batch is durable there does it write its checkpoint: the file's
+//! identity (device, inode, and its first bytes as a fingerprint that survives gzip) and the
+//! offset. A restart resumes from the checkpoint, in the live file or in the rotated (even
+//! gzipped) file it was reading, then reads every file rotated after it: nothing is skipped, and
+//! lines read twice after a crash are exact copies the flush drops.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::Collector;
+
+/// Bytes of a file's beginning kept as its fingerprint.
+const HEAD: usize = 256;
+
+#[derive(Debug, Clone)]
+pub struct FollowOptions {
+    pub path: PathBuf,
+    /// Where the checkpoint is kept.
+    pub state_dir: PathBuf,
+    pub cluster: Option<String>,
+    /// How often the end of the file is looked at again.
+    pub poll: Duration,
+    /// Lines appended to the WAL at most in one batch.
+    pub batch_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the checkpoint {path} is unreadable: {message}")]
+    State { path: String, message: String },
+    #[error("{0}")]
+    Wal(#[from] crate::WalError),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FollowError + '_ {
+    move |source| FollowError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The checkpoint: where the next unread line starts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+struct Checkpoint {
+    dev: u64,
+    ino: u64,
+    /// Offset in the file's content (decompressed, for a gzipped rotated file).
+    offset: u64,
+    /// Hex of the file's first bytes (up to 256) read so far.
+    head: String,
+    /// The fingerprint of the file finished before this one (to find the next one when this
+    /// one was checkpointed before any byte of it was read).
+    prev_head: String,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A file being read.
+struct Source {
+    path: PathBuf,
+    reader: Box<dyn Read + Send>,
+    dev: u64,
+    ino: u64,
+    offset: u64,
+    head: Vec<u8>,
+    /// A rotated file: read to its end, then the next.
+    finished: bool,
+    /// The partial line at the end of what was read.
+    pending: Vec<u8>,
+}
+
+impl Source {
+    fn open(path: &Path, offset: u64, finished: bool) -> Result<Source, FollowError> {
+        let file = File::open(path).map_err(io_err(path))?;
+        let meta = file.metadata().map_err(io_err(path))?;
+        let gz = is_gz(path);
+        let mut head = first_bytes(path)?;
+        let reader: Box<dyn Read + Send> = if gz {
+            let mut r = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+            std::io::copy(&mut (&mut r).take(offset), &mut std::io::sink())
+                .map_err(io_err(path))?;
+            Box::new(r)
+        } else {
+            let mut file = file;
+            file.seek(SeekFrom::Start(offset)).map_err(io_err(path))?;
+            Box::new(file)
+        };
+        head.truncate(offset.min(HEAD as u64) as usize);
+        Ok(Source {
+            path: path.to_path_buf(),
+            reader,
+            dev: meta.dev(),
+            ino: meta.ino(),
+            offset,
+            head,
+            finished: finished || gz,
+            pending: Vec::new(),
+        })
+    }
+}
+
+fn is_gz(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "gz")
+}
+
+/// The first bytes of a file's content (decompressed for `.gz`).
+fn first_bytes(path: &Path) -> Result<Vec<u8>, FollowError> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let mut out = Vec::with_capacity(HEAD);
+    let r: Box<dyn Read> = if is_gz(path) {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    // A gzip file still being written can end early: what was read is enough.
+    let _ = r.take(HEAD as u64).read_to_end(&mut out);
+    Ok(out)
+}
+
+/// The rotated files of `path` (`<stem>-<timestamp><.ext>[.gz]`), oldest first.
+fn rotated(path: &Path) -> Result<Vec<PathBuf>, FollowError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) => (&name[..i], &name[i..]),
+        None => (name, ""),
+    };
+    let prefix = format!("{stem}-");
+    let mut out: Vec<(String, PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let Some(n) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let base = n.strip_suffix(".gz").unwrap_or(&n);
+        if n.starts_with(&prefix) && base.ends_with(ext) && base.len() > prefix.len() + ext.len() {
+            // Timestamps sort as text; a file being gzipped has both names: keep the plain one.
+            let key = base.to_owned();
+            if n.ends_with(".gz") && out.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            out.retain(|(k, p)| !(*k == key && is_gz(p)));
+            out.push((key, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out.into_iter().map(|(_, p)| p).collect())
+}
+
+pub struct Follower {
+    opts: FollowOptions,
+    collector: Collector,
+    state_path: PathBuf,
+    /// Files still to read after the current one (rotated while we were away), oldest first.
+    queue: Vec<PathBuf>,
+    prev_head: Vec<u8>,
+}
+
+impl Follower {
+    pub fn new(opts: FollowOptions, collector: Collector) -> Result<Follower, FollowError> {
+        std::fs::create_dir_all(&opts.state_dir).map_err(io_err(&opts.state_dir))?;
+        let state_path = opts.state_dir.join("follow.json");
+        Ok(Follower {
+            opts,
+            collector,
+            state_path,
+            queue: Vec::new(),
+            prev_head: Vec::new(),
+        })
+    }
+
+    fn load(&self) -> Result<Option<Checkpoint>, FollowError> {
+        match std::fs::read(&self.state_path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| FollowError::State {
+                    path: self.state_path.display().to_string(),
+                    message: e.to_string(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&self.state_path)(e)),
+        }
+    }
+
+    fn save(&self, src: &Source) -> Result<(), FollowError> {
+        let c = Checkpoint {
+            dev: src.dev,
+            ino: src.ino,
+            offset: src.offset,
+            head: hex(&src.head),
+            prev_head: hex(&self.prev_head),
+        };
+        let tmp = self.state_path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec(&c).unwrap_or_default();
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, &bytes)?;
+            f.sync_data()?;
+            std::fs::rename(&tmp, &self.state_path)?;
+            File::open(&self.opts.state_dir)?.sync_all()
+        };
+        write().map_err(io_err(&self.state_path))
+    }
+
+    /// Where to start: the checkpoint's file and offset, and the files rotated after it.
+    fn resume(&mut self) -> Result<Source, FollowError> {
+        let live = &self.opts.path;
+        let Some(cp) = self.load()? else {
+            return self.open_live();
+        };
+        let matches = |p: &Path, head: &str| -> bool {
+            first_bytes(p).is_ok_and(|b| hex(&b).starts_with(head))
+        };
+        let same_file =
+            |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.dev() == cp.dev && m.ino() == cp.ino);
+        if same_file(live) && matches(live, &cp.head) {
+            return Source::open(live, cp.offset, false);
+        }
+        let rotated = rotated(live)?;
+        let found = rotated.iter().position(|p| {
+            (same_file(p) && matches(p, &cp.head))
+                || (!cp.head.is_empty() && is_gz(p) && matches(p, &cp.head))
+        });
+        if let Some(i) = found {
+            self.queue = rotated[i + 1..].to_vec();
+            tracing::info!(file = %rotated[i].display(), offset = cp.offset, "resuming in a rotated file");
+            return Source::open(&rotated[i], cp.offset, true);
+        }
+        // Checkpointed before the first byte of a file that has since been rotated: the file
+        // after the one finished before it.
+        if !cp.prev_head.is_empty()
+            && let Some(i) = rotated.iter().position(|p| matches(p, &cp.prev_head))
+        {
+            let mut rest = rotated[i + 1..].to_vec();
+            if !rest.is_empty() {
+                let first = rest.remove(0);
+                self.queue = rest;
+                return Source::open(&first, 0, true);
+            }
+        }
+        tracing::warn!(checkpoint = %self.state_path.display(),
+            "the file of the checkpoint is gone (rotated away and deleted?): following the live file from its start");
+        self.open_live()
+    }
+
+    fn open_live(&self) -> Result<Source, FollowError> {
+        Source::open(&self.opts.path, 0, false)
+    }
+
+    /// Reads and appends until `stop`; a checkpoint follows each durable batch.
+    pub fn run(
+        mut self,
+        rt: tokio::runtime::Handle,
+        stop: watch::Receiver<bool>,
+    ) -> Result<(), FollowError> {
+        let cluster: Arc<str> = Arc::from(self.opts.cluster.clone().unwrap_or_default());
+        // The live file may not exist yet (the apiserver starting): wait for it.
+        while !self.opts.path.exists() && self.load()?.is_none() {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            std::thread::sleep(self.opts.poll);
+        }
+        let mut src = self.resume()?;
+        self.save(&src)?;
+        let mut buf = vec![0u8; self.opts.batch_bytes.max(64 << 10)];
+        loop {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            let n = src.reader.read(&mut buf).map_err(io_err(&src.path))?;
+            if n > 0 {
+                src.pending.extend_from_slice(&buf[..n]);
+                // Whole lines only; the rest waits for its end.
+                if let Some(end) = src.pending.iter().rposition(|b| *b == b'\n') {
+                    let rest = src.pending.split_off(end + 1);
+                    let lines = std::mem::replace(&mut src.pending, rest);
+                    self.append(&rt, &cluster, &mut src, lines)?;
+                }
+                continue;
+            }
+            // At the end of what is written.
+            if src.finished {
+                if !src.pending.is_empty() {
+                    // A rotated file that ends without a line break: its last line is all there is.
+                    let mut lines = std::mem::take(&mut src.pending);
+                    lines.push(b'\n');
+                    self.append(&rt, &cluster, &mut src, lines)?;
+                }
+                self.prev_head = src.head.clone();
+                src = if self.queue.is_empty() {
+                    self.open_live()?
+                } else {
+                    let next = self.queue.remove(0);
+                    Source::open(&next, 0, true)?
+                };
+                self.save(&src)?;
+                continue;
+            }
+            match std::fs::metadata(&self.opts.path) {
+                Ok(m) if m.dev() != src.dev || m.ino() != src.ino => {
+                    // Rotated: finish the old file (still open), then the files rotated after it.
+                    let rotated = rotated(&self.opts.path)?;
+                    let i = rotated.iter().position(|p| {
+                        std::fs::metadata(p).is_ok_and(|m| m.dev() == src.dev && m.ino() == src.ino)
+                    });
+                    self.queue = match i {
+                        Some(i) => rotated[i + 1..].to_vec(),
+                        None => Vec::new(),
+                    };
+                    src.finished = true;
+                    tracing::info!(file = %src.path.display(), "rotated; finishing the old file");
+                }
+                Ok(m) if m.len() < src.offset + src.pending.len() as u64 => {
+                    tracing::warn!(file = %src.path.display(), "the file was truncated: reading it from its start");
+                    src = self.open_live()?;
+                    self.save(&src)?;
+                }
+                _ => std::thread::sleep(self.opts.poll),
+            }
+        }
+    }
+
+    fn append(
+        &mut self,
+        rt: &tokio::runtime::Handle,
+        cluster: &Arc<str>,
+        src: &mut Source,
+        lines: Vec<u8>,
+    ) -> Result<(), FollowError> {
+        let n = lines.len() as u64;
+        if src.head.len() < HEAD {
+            let take = (HEAD - src.head.len()).min(lines.len());
+            src.head.extend_from_slice(&lines[..take]);
+        }
+        let count = lines.iter().filter(|b| **b == b'\n').count() as u64;
+        // Retry while the WAL is full (the store unreachable): the file keeps the lines.
+        loop {
+            match rt.block_on(
+                self.collector
+                    .wal
+                    .append(Arc::clone(cluster), lines.clone()),
+            ) {
+                Ok(()) => break,
+                Err(crate::WalError::Full { .. }) => std::thread::sleep(Duration::from_secs(1)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.collector
+            .metrics
+            .follow_lines
+            .fetch_add(count, Ordering::Relaxed);
+        src.offset += n;
+        self.save(src)
+    }
+}

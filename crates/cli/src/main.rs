@@ -20,11 +20,6 @@ use anyhow::{Context, Result};
 use auditlake_store::Store;
 use clap::{Parser, Subcommand};
 
-/// mimalloc keeps freed pages for reuse: with the system allocator a scan of 10M events spent a
-/// third of its time in page faults of buffers freed and allocated again (`perf`).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "auditlake",

@@ -551,11 +551,11 @@ fn send_batches(
     rt.block_on(async {
         for (i, b) in batches.iter().enumerate() {
             tokio::time::sleep(pace).await;
-            if let Ok(r) = post(&c, url, event_list(b.clone()).into_bytes(), &[]).await {
-                if r.status == 200 {
-                    acked.insert(i);
-                    progress.fetch_add(1, Ordering::SeqCst);
-                }
+            if let Ok(r) = post(&c, url, event_list(b.clone()).into_bytes(), &[]).await
+                && r.status == 200
+            {
+                acked.insert(i);
+                progress.fetch_add(1, Ordering::SeqCst);
             }
         }
     });

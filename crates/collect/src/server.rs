@@ -339,13 +339,12 @@ async fn receive(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
+        && len > limit as u64
     {
-        if len > limit as u64 {
-            return error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("the body ({len} bytes) is over the limit of {limit} bytes"),
-            );
-        }
+        return error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body ({len} bytes) is over the limit of {limit} bytes"),
+        );
     }
     let wal = &state.collector.wal;
     if wal.would_overflow(0, state.collector.opts.max_wal_bytes) {

@@ -90,6 +90,9 @@ pub struct ServeArgs {
     /// Largest request body, in MiB (413 beyond).
     #[arg(long, value_name = "MIB")]
     max_body_mb: Option<usize>,
+    /// Requests read and parsed at once (429 beyond): with --max-body-mb, the memory bound.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    max_inflight: usize,
     /// Also follow this audit log file into the same write-ahead log.
     #[arg(long, value_name = "PATH")]
     follow: Option<PathBuf>,
@@ -212,7 +215,7 @@ pub fn serve_cmd(store: &str, config: &crate::config::Config, args: ServeArgs) -
         clusters: sc.clusters.clone(),
         default_cluster: args.cluster.or(sc.cluster.clone()),
         max_body_bytes: args.max_body_mb.or(sc.max_body_mb).unwrap_or(10) << 20,
-        max_inflight: 64,
+        max_inflight: args.max_inflight,
         decode: flush.ingest.decode.clone(),
     };
     check(&opts, args.insecure_http)?;

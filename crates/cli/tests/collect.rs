@@ -941,3 +941,44 @@ fn follow_survives_rotation_gzip_and_sigkill() {
         1
     );
 }
+
+#[test]
+fn serve_follows_a_log_file_on_the_same_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let wal = dir.path().join("wal");
+    let log = dir.path().join("audit.log");
+    append_lines(&log, 0..100);
+    let follow_arg = log.to_str().unwrap().to_owned();
+    let server = Server::start(
+        store.to_str().unwrap(),
+        &wal,
+        &[
+            "--insecure-http",
+            "--cluster",
+            "prod",
+            "--flush-interval",
+            "1s",
+            "--follow",
+            &follow_arg,
+        ],
+        &[],
+    );
+    let r = rt()
+        .block_on(post(
+            &plain_client(),
+            &server.url(false, "/audit"),
+            event_list(100..150).into_bytes(),
+            &[],
+        ))
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    append_lines(&log, 150..200);
+    wait_stored(&store, 200);
+    server.stop();
+    assert_eq!(
+        by_cluster(&store),
+        BTreeMap::from([("prod".to_owned(), (200, 200))])
+    );
+    assert!(wal.join("follow/follow.json").exists());
+}

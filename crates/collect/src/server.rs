@@ -30,6 +30,11 @@ use crate::Collector;
 use crate::body::{BodyError, decode_content, parse_body};
 use crate::wal::WalError;
 
+/// The longest a request body may take to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Connections open at once, at most: beyond, new ones are closed at once.
+pub const MAX_CONNECTIONS: usize = 4096;
+
 /// How the receiver listens and whom it lets in.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -361,7 +366,15 @@ async fn receive(
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let raw = match Limited::new(req.into_body(), limit).collect().await {
+    // A body trickled in byte by byte would hold its slot for ever: it has a minute.
+    let body = tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.into_body(), limit).collect());
+    let Ok(body) = body.await else {
+        return error_response(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!("the body did not arrive within {}s", BODY_TIMEOUT.as_secs()),
+        );
+    };
+    let raw = match body {
         Ok(b) => b.to_bytes(),
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -486,6 +499,11 @@ pub async fn serve(
             },
             _ = stop.changed() => break,
         };
+        if open.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+            tracing::warn!(%peer, "too many connections: closing a new one");
+            drop(tcp);
+            continue;
+        }
         let _ = tcp.set_nodelay(true);
         let state = Arc::clone(&state);
         let tls = tls.clone();

@@ -34,6 +34,8 @@ pub struct Config {
     pub redact: Redact,
     /// `auditlake serve` and `follow`: see crates/cli/src/collect.rs.
     pub serve: crate::collect::ServeConfig,
+    /// Signing and verification keys: see `auditlake keygen`, `auditlake verify`.
+    pub integrity: crate::integrity::IntegrityConfig,
 }
 
 /// `[[redact.rules]]`: `resource` (plural, optionally `resource/subresource`), `group`, `kind`,

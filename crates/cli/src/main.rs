@@ -5,6 +5,7 @@ mod config;
 mod export;
 mod generate;
 mod ingest;
+mod integrity;
 mod maintain;
 mod repl;
 mod report;
@@ -41,6 +42,16 @@ struct Cli {
     #[arg(long, global = true, env = "AUDITLAKE_CONFIG")]
     config: Option<std::path::PathBuf>,
 
+    /// Sign the digest of every commit this command makes with this Ed25519 key (PKCS#8 PEM,
+    /// from `auditlake keygen`; or `[integrity] signing_key`). Keep it off the store.
+    #[arg(
+        long,
+        global = true,
+        env = "AUDITLAKE_SIGNING_KEY",
+        value_name = "FILE"
+    )]
+    signing_key: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -71,6 +82,10 @@ enum Command {
     Serve(collect::ServeArgs),
     /// Follow the apiserver's audit log file across rotation into the store (restarts neither skip nor repeat).
     Follow(collect::FollowArgs),
+    /// Prove the store complete and unaltered: the chain of commit digests, their signatures, every file's SHA-256.
+    Verify(integrity::VerifyArgs),
+    /// Write an Ed25519 key pair for signing the store's digests (--signing-key) and verifying them.
+    Keygen(integrity::KeygenArgs),
     /// Generate realistic audit traffic as JSON lines (demos, tests, benchmarks).
     Gen(generate::Args),
 }
@@ -84,8 +99,20 @@ fn store_options() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The key that signs this process's commits, read once at start-up.
+static SIGNER: std::sync::OnceLock<Option<auditlake_store::integrity::Signer>> =
+    std::sync::OnceLock::new();
+
+fn with_signer(store: Store) -> Store {
+    match SIGNER.get().cloned().flatten() {
+        Some(s) => store.with_signer(s),
+        None => store,
+    }
+}
+
 fn open_store(location: &str) -> Result<Store> {
     Store::open(location, &store_options())
+        .map(with_signer)
         .with_context(|| format!("cannot open the store {location}"))
 }
 
@@ -93,6 +120,7 @@ fn open_store(location: &str) -> Result<Store> {
 /// empty store.
 fn open_existing_store(location: &str) -> Result<Store> {
     Store::open_existing(location, &store_options())
+        .map(with_signer)
         .with_context(|| format!("cannot open the store {location}"))
 }
 
@@ -116,6 +144,22 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let key = match &cli.signing_key {
+        Some(p) => Some(p.clone()),
+        None => {
+            config::Config::load(cli.config.as_deref())?
+                .0
+                .integrity
+                .signing_key
+        }
+    };
+    let signer = key
+        .map(|p| {
+            auditlake_store::integrity::Signer::from_pem_file(&p)
+                .context("cannot read the signing key")
+        })
+        .transpose()?;
+    let _ = SIGNER.set(signer);
     match cli.command {
         Command::Ingest(args) => {
             let (config, _) = config::Config::load(cli.config.as_deref())?;
@@ -152,6 +196,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let (config, _) = config::Config::load(cli.config.as_deref())?;
             collect::follow_cmd(&cli.store, &config, args)
         }
+        Command::Verify(args) => {
+            let (config, _) = config::Config::load(cli.config.as_deref())?;
+            integrity::verify_cmd(&cli.store, &config, args)
+        }
+        Command::Keygen(args) => integrity::keygen(args),
         Command::Migrate(args) => maintain::migrate(&cli.store, args),
         Command::Retain(args) => {
             let (config, _) = config::Config::load(cli.config.as_deref())?;

@@ -93,30 +93,10 @@ pub fn run(store: &str, args: Args) -> Result<ExitCode> {
         partitions.len()
     );
     // Gaps: hours between the oldest and the newest event without any event. Reads only `ts`.
-    let hours: Vec<i64> = {
-        let df = rt.block_on(session.sql(
-            "SELECT DISTINCT CAST(date_trunc('hour', ts) AS BIGINT) AS h FROM audit_events ORDER BY h",
-        ))?;
-        let mut v = Vec::new();
-        for b in rt.block_on(df.collect())? {
-            let a = b
-                .column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .context("hour starts are not integers")?;
-            v.extend(a.values().iter().copied());
-        }
-        v
-    };
+    let (hours, gaps) = hour_gaps(&rt, &session, "TRUE")?;
     if let (Some(first), Some(last)) = (hours.first(), hours.last()) {
         let fmt = auditlake_model::time::format_canonical;
         eprintln!("oldest hour {}, newest hour {}", fmt(*first), fmt(*last));
-        const HOUR: i64 = 3_600_000_000;
-        let gaps: Vec<(i64, i64)> = hours
-            .windows(2)
-            .filter(|w| w[1] - w[0] > HOUR)
-            .map(|w| (w[0] + HOUR, w[1]))
-            .collect();
         if gaps.is_empty() {
             eprintln!("no gaps: every hour between them has events");
         }
@@ -133,4 +113,35 @@ pub fn run(store: &str, args: Args) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+pub const HOUR: i64 = 3_600_000_000;
+
+/// `[from, to)` spans of whole hours without any event.
+pub type Gaps = Vec<(i64, i64)>;
+
+/// The hours that hold events (where `filter` holds), and the gaps between them.
+pub fn hour_gaps(
+    rt: &tokio::runtime::Runtime,
+    session: &AuditSession,
+    filter: &str,
+) -> Result<(Vec<i64>, Gaps)> {
+    let df = rt.block_on(session.sql(&format!(
+        "SELECT DISTINCT CAST(date_trunc('hour', ts) AS BIGINT) AS h FROM audit_events WHERE {filter} ORDER BY h"
+    )))?;
+    let mut hours = Vec::new();
+    for b in rt.block_on(df.collect())? {
+        let a = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .context("hour starts are not integers")?;
+        hours.extend(a.values().iter().copied());
+    }
+    let gaps = hours
+        .windows(2)
+        .filter(|w| w[1] - w[0] > HOUR)
+        .map(|w| (w[0] + HOUR, w[1]))
+        .collect();
+    Ok((hours, gaps))
 }

@@ -5,6 +5,7 @@ mod common;
 mod delta;
 mod evidence;
 mod ingest;
+mod integrity;
 mod maintain;
 mod repl;
 mod report;

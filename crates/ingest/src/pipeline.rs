@@ -813,23 +813,16 @@ impl Writer<'_> {
     ) -> Result<Pending> {
         let enc = encode_parquet(&batches, &self.opts.write)?;
         self.seq += 1;
-        let size = enc.bytes.len() as u64;
-        let target = self.rt.block_on(
-            self.store
-                .write_data_file(&partition, &self.run, self.seq, enc.bytes),
-        )?;
+        let ts_range = enc
+            .ts_range
+            .unwrap_or((partition.start(), partition.start()));
+        let file = self.rt.block_on(self.store.write_data_file(
+            &partition, &self.run, self.seq, enc.bytes, enc.rows, ts_range,
+        ))?;
         Ok(Pending {
             partition,
             batches,
-            file: NewFile {
-                path: target.path().clone(),
-                partition,
-                size,
-                rows: enc.rows,
-                ts_range: enc
-                    .ts_range
-                    .unwrap_or((partition.start(), partition.start())),
-            },
+            file,
         })
     }
 

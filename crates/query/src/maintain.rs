@@ -547,19 +547,12 @@ async fn write_output(
 ) -> Result<NewFile> {
     *seq += 1;
     let done = enc.finish()?;
-    let size = done.bytes.len() as u64;
-    let path = store
-        .write_data_file(partition, run, *seq, done.bytes)
-        .await?;
-    Ok(NewFile {
-        path: path.path().clone(),
-        partition: *partition,
-        size,
-        rows: done.rows,
-        ts_range: done
-            .ts_range
-            .unwrap_or((partition.start(), partition.start())),
-    })
+    let ts_range = done
+        .ts_range
+        .unwrap_or((partition.start(), partition.start()));
+    Ok(store
+        .write_data_file(partition, run, *seq, done.bytes, done.rows, ts_range)
+        .await?)
 }
 
 /// Finds exact copies of an event in the merged stream of a day. Copies have the same `ts`, so

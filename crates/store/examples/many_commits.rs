@@ -6,7 +6,7 @@
 
 use auditlake_model::redact::RedactOptions;
 use auditlake_model::{DecodeOptions, EventBatchBuilder, decode::decode_event};
-use auditlake_store::{Commit, CommitKind, NewFile, Partition, RunId, Store, WriteOptions};
+use auditlake_store::{Commit, CommitKind, Partition, RunId, Store, WriteOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -48,16 +48,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let enc = auditlake_store::encode_parquet(&[batch], &WriteOptions::default())?;
             let partition = Partition::of(start + day * 86_400_000_000);
             seq += 1;
-            let size = enc.bytes.len() as u64;
-            let path = rt.block_on(store.write_data_file(&partition, &run, seq, enc.bytes))?;
+            let file = rt.block_on(store.write_data_file(
+                &partition,
+                &run,
+                seq,
+                enc.bytes,
+                enc.rows,
+                enc.ts_range.unwrap_or_default(),
+            ))?;
             let mut commit = Commit::new(CommitKind::Ingest, run.as_str(), "bench");
-            commit.add.push(NewFile {
-                path: path.path().clone(),
-                partition,
-                size,
-                rows: enc.rows,
-                ts_range: enc.ts_range.unwrap_or_default(),
-            });
+            commit.add.push(file);
             version = rt
                 .block_on(store.try_commit(Some(version), &commit))?
                 .ok_or("another writer committed meanwhile")?;

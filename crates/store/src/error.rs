@@ -40,6 +40,9 @@ pub enum Error {
     /// A state of the table that cannot be read (`--as-of` before the history, or after it).
     #[error("as of {0}")]
     AsOf(String),
+    /// A signing or public key that cannot be read.
+    #[error("key {0}")]
+    Key(String),
     #[error(transparent)]
     Arrow(#[from] ArrowError),
     #[error(transparent)]

@@ -17,6 +17,7 @@
 
 mod error;
 pub mod guard;
+pub mod integrity;
 pub mod legacy;
 pub mod log;
 pub mod paths;

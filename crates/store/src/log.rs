@@ -94,6 +94,8 @@ pub struct NewFile {
     pub rows: u64,
     /// The smallest and largest `ts` of the file.
     pub ts_range: (Micros, Micros),
+    /// SHA-256 of the file's bytes, in hex (for the commit's digest).
+    pub sha256: String,
 }
 
 /// One change to the table.
@@ -311,7 +313,7 @@ fn parse_stats_time(v: Option<&Value>) -> Option<Micros> {
 }
 
 /// Delta paths are relative URIs: percent-decoded here into the object store's path.
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -656,6 +658,16 @@ impl Store {
         Ok(entry)
     }
 
+    /// A store path relative to the root, as the log names it.
+    pub(crate) fn relative_path(&self, p: &Path) -> Result<String> {
+        self.relative_of(p)
+    }
+
+    /// The bytes of one entry of the log, or None when it does not exist.
+    pub(crate) async fn read_entry_bytes(&self, version: Version) -> Result<Option<Bytes>> {
+        self.read_entry(version).await
+    }
+
     fn relative_of(&self, p: &Path) -> Result<String> {
         paths::relative(&self.root, p).ok_or_else(|| Error::Log {
             path: self.display_path(p),
@@ -665,8 +677,19 @@ impl Store {
 
     /// The bytes of an entry: commitInfo, then (for the first) protocol and metadata, then the
     /// removes and adds.
-    fn entry_bytes(&self, read_version: Option<Version>, c: &Commit) -> Result<Vec<u8>> {
+    fn entry_bytes(
+        &self,
+        read_version: Option<Version>,
+        prev: Option<&str>,
+        c: &Commit,
+    ) -> Result<Vec<u8>> {
         let now = now_millis();
+        let version = read_version.map_or(0, |v| v + 1);
+        let digest = crate::integrity::digest(self, version, prev, c)?;
+        let signature = self
+            .signer
+            .as_ref()
+            .map(|s| crate::integrity::sign(s, &digest));
         let data_change = c.data_change();
         let rows_added: u64 = c.add.iter().map(|f| f.rows).sum();
         let rows_removed: u64 = c.remove.iter().filter_map(|f| f.rows).sum();
@@ -686,6 +709,8 @@ impl Store {
                 "files_removed": c.remove.len(),
                 "rows_added": rows_added,
                 "rows_removed": rows_removed,
+                "digest": digest,
+                "signature": signature,
             },
         }})];
         if read_version.is_none() {
@@ -753,7 +778,19 @@ impl Store {
         c: &Commit,
     ) -> Result<Option<Version>> {
         let version = read_version.map_or(0, |v| v + 1);
-        let body = self.entry_bytes(read_version, c)?;
+        // The digest chains to the entry this one follows.
+        let prev = match read_version {
+            Some(v) => match self.read_entry(v).await? {
+                Some(bytes) => Some(crate::integrity::sha256_hex(&bytes)),
+                None => {
+                    return Err(self.log_err(format!(
+                        "version {v}, which this commit follows, is not in the log"
+                    )));
+                }
+            },
+            None => None,
+        };
+        let body = self.entry_bytes(read_version, prev.as_deref(), c)?;
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
@@ -864,12 +901,15 @@ impl Store {
             let rows = meta.file_metadata().num_rows().max(0) as u64;
             let ts_range = crate::writer::footer_ts_range(&meta)
                 .unwrap_or((f.partition.start(), f.partition.end() - 1));
+            // Files written before the log: hashed now, as they are taken in.
+            let bytes = self.get_bytes(&f.meta.location).await?;
             c.add.push(NewFile {
                 path: f.meta.location.clone(),
                 partition: f.partition,
                 size: f.meta.size,
                 rows,
                 ts_range,
+                sha256: crate::integrity::sha256_hex(&bytes),
             });
         }
         match self.try_commit(None, &c).await? {

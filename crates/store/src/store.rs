@@ -15,7 +15,7 @@ use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStream
 use url::Url;
 
 use crate::guard::{ReadOnlyUnder, StoreBounds};
-use crate::log::SnapshotCache;
+use crate::log::{NewFile, SnapshotCache};
 use crate::paths::{self, DataFilePath, Partition, RunId};
 use crate::{Error, Result};
 
@@ -27,6 +27,8 @@ pub struct Store {
     url: Url,
     local: bool,
     pub(crate) snapshots: Arc<SnapshotCache>,
+    /// Signs the digest of every commit this process makes (`--signing-key`).
+    pub(crate) signer: Option<Arc<crate::integrity::Signer>>,
 }
 
 /// A data file of the store.
@@ -97,6 +99,7 @@ impl Store {
                     url: base,
                     local: false,
                     snapshots: Arc::default(),
+                    signer: None,
                 })
             }
             Some(url) if url.scheme() == "file" => {
@@ -145,6 +148,7 @@ impl Store {
             url,
             local: true,
             snapshots: Arc::default(),
+            signer: None,
         })
     }
 
@@ -287,13 +291,31 @@ impl Store {
         run: &RunId,
         seq: u32,
         bytes: Vec<u8>,
-    ) -> Result<DataFilePath> {
+        rows: u64,
+        ts_range: (Micros, Micros),
+    ) -> Result<NewFile> {
         let target = DataFilePath::new(&self.root, partition, run, seq);
+        // Hashed from memory, before the upload: the digest costs no second read.
+        let sha256 = crate::integrity::sha256_hex(&bytes);
+        let size = bytes.len() as u64;
         self.object_store
             .put(target.path(), PutPayload::from(Bytes::from(bytes)))
             .await
             .map_err(|e| self.err(e))?;
-        Ok(target)
+        Ok(NewFile {
+            path: target.path().clone(),
+            partition: *partition,
+            size,
+            rows,
+            ts_range,
+            sha256,
+        })
+    }
+
+    /// Signs the digest of every commit made through this handle.
+    pub fn with_signer(mut self, signer: crate::integrity::Signer) -> Self {
+        self.signer = Some(Arc::new(signer));
+        self
     }
 
     /// Deletes a data file that no commit added (a writer's own, after it lost a conflict).

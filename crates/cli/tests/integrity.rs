@@ -1,0 +1,346 @@
+//! Tamper evidence through the real binary: `auditlake keygen`, `--signing-key`, `auditlake verify`.
+//! Each way of altering a store is done to it from outside (as someone with write access to the
+//! disk or bucket but not the key would) and must be found and named, with exit code 5.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::common::*;
+
+struct Keys {
+    key: PathBuf,
+    public: PathBuf,
+}
+
+fn keygen(dir: &Path, name: &str) -> Keys {
+    let out = bin()
+        .args(["keygen", "--out"])
+        .arg(dir)
+        .args(["--name", name])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    Keys {
+        key: dir.join(format!("{name}.key")),
+        public: dir.join(format!("{name}.pub")),
+    }
+}
+
+fn signed(store: &Path, keys: &Keys, args: &[&str]) -> Output {
+    let mut a = vec!["--signing-key", keys.key.to_str().unwrap()];
+    a.extend_from_slice(args);
+    ok(store, &a)
+}
+
+fn verify(store: &Path, keys: &Keys) -> (i32, Value) {
+    let out = run(
+        store,
+        &[
+            "verify",
+            "--public-key",
+            keys.public.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("verify printed no JSON: {}", stderr(&out)));
+    (out.status.code().unwrap_or(-1), v)
+}
+
+fn kinds(v: &Value) -> Vec<String> {
+    v["report"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A signed store of two ingests (two files a day) over four days.
+fn signed_store(dir: &Path, keys: &Keys) -> PathBuf {
+    let store = dir.join("store");
+    let a = generate(dir, "a.log", 4000, 4, 1);
+    let b = generate(dir, "b.log", 4000, 4, 2);
+    signed(&store, keys, &["ingest", a.to_str().unwrap()]);
+    signed(&store, keys, &["ingest", b.to_str().unwrap()]);
+    store
+}
+
+fn data_files(store: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for d in std::fs::read_dir(store).unwrap().flatten() {
+        if d.file_name().to_string_lossy().starts_with("date=") {
+            for f in std::fs::read_dir(d.path()).unwrap().flatten() {
+                out.push(f.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn entry(store: &Path, v: u64) -> PathBuf {
+    store.join(format!("_delta_log/{v:020}.json"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let t = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), t).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_clean_store_verifies_after_compaction_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keygen(dir.path(), "k");
+    let store = signed_store(dir.path(), &keys);
+    let (code, v) = verify(&store, &keys);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["report"]["signed"], v["report"]["entries"]);
+    assert_eq!(v["report"]["files_hashed"], 8);
+
+    // Compaction (2 files a day into 1), slimming and retention are legitimate change.
+    signed(&store, &keys, &["compact", "--vacuum-grace", "0s"]);
+    let end = chrono::DateTime::parse_from_rfc3339("2026-03-20T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    let days_old = (chrono::Utc::now() - end).num_days();
+    signed(
+        &store,
+        &keys,
+        &[
+            "retain",
+            "--max-age",
+            &format!("{}d", days_old + 3),
+            "--slim-after",
+            &format!("{}d", days_old),
+            "--vacuum-grace",
+            "0s",
+        ],
+    );
+    let (code, v) = verify(&store, &keys);
+    assert_eq!(code, 0, "{v:#}");
+    assert!(v["report"]["entries"].as_u64().unwrap() >= 5, "{v:#}");
+    let kinds_in_log: Vec<String> = (0..v["report"]["entries"].as_u64().unwrap())
+        .map(|i| {
+            let text = std::fs::read_to_string(entry(&store, i)).unwrap();
+            let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+            first["commitInfo"]["auditlake"]["digest"]["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    for k in ["create", "ingest", "compact", "retain", "slim"] {
+        assert!(
+            kinds_in_log.iter().any(|x| x == k),
+            "no {k} commit in {kinds_in_log:?}"
+        );
+    }
+    // Removed files waiting for vacuum are not "in no commit".
+    let (code, _) = verify(&store, &keys);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn every_alteration_is_found_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keygen(dir.path(), "k");
+    let other = keygen(dir.path(), "other");
+    let pristine = signed_store(dir.path(), &keys);
+    let case = |name: &str| {
+        let s = dir.path().join(name);
+        copy_dir(&pristine, &s);
+        s
+    };
+
+    // One byte flipped in a data file.
+    let s = case("flipped");
+    let f = data_files(&s)[1].clone();
+    let mut bytes = std::fs::read(&f).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&f, bytes).unwrap();
+    let (code, v) = verify(&s, &keys);
+    assert_eq!(
+        (code, kinds(&v)),
+        (5, vec!["file_changed".to_owned()]),
+        "{v:#}"
+    );
+    let name = f.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(v["findings"][0].as_str().unwrap().contains(&name), "{v:#}");
+
+    // A data file deleted.
+    let s = case("deleted");
+    let f = data_files(&s)[2].clone();
+    std::fs::remove_file(&f).unwrap();
+    let (code, v) = verify(&s, &keys);
+    assert_eq!(
+        (code, kinds(&v)),
+        (5, vec!["file_missing".to_owned()]),
+        "{v:#}"
+    );
+
+    // A foreign Parquet file of valid events dropped into a day.
+    let s = case("foreign");
+    let elsewhere = dir.path().join("elsewhere");
+    let c = generate(dir.path(), "c.log", 500, 1, 3);
+    ok(&elsewhere, &["ingest", c.to_str().unwrap()]);
+    let foreign = data_files(&elsewhere)[0].clone();
+    let day = foreign.parent().unwrap().file_name().unwrap().to_owned();
+    std::fs::create_dir_all(s.join(&day)).unwrap();
+    std::fs::copy(
+        &foreign,
+        s.join(&day)
+            .join("part-99990101T000000.000Z-00000000-00001.parquet"),
+    )
+    .unwrap();
+    let (code, v) = verify(&s, &keys);
+    assert_eq!(
+        (code, kinds(&v)),
+        (5, vec!["file_not_in_log".to_owned()]),
+        "{v:#}"
+    );
+
+    // A digest rewritten: a file's hash in version 1 replaced (with the file changed to match,
+    // as a careful forger would): the signature and the chain give it away.
+    let s = case("rewritten");
+    let e = entry(&s, 1);
+    let text = std::fs::read_to_string(&e).unwrap();
+    let mut lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let added = &mut lines[0]["commitInfo"]["auditlake"]["digest"]["added"][0];
+    let path = s.join(added["path"].as_str().unwrap());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    added["sha256"] = Value::String(sha256_of(&bytes));
+    std::fs::write(&path, bytes).unwrap();
+    std::fs::write(
+        &e,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let (code, v) = verify(&s, &keys);
+    assert_eq!(code, 5, "{v:#}");
+    assert_eq!(
+        kinds(&v),
+        vec!["chain_broken".to_owned(), "bad_signature".to_owned()],
+        "{v:#}"
+    );
+
+    // A digest (entry) removed from the middle of the chain.
+    let s = case("removed");
+    std::fs::remove_file(entry(&s, 1)).unwrap();
+    let (code, v) = verify(&s, &keys);
+    assert_eq!(code, 5, "{v:#}");
+    let k = kinds(&v);
+    assert!(
+        k.contains(&"entry_missing".to_owned()) && k.contains(&"chain_broken".to_owned()),
+        "{v:#}"
+    );
+
+    // The store re-signed with another key: every entry is wrongly signed for the real key.
+    let s = dir.path().join("resigned");
+    let a = dir.path().join("a.log");
+    let b = dir.path().join("b.log");
+    signed(&s, &other, &["ingest", a.to_str().unwrap()]);
+    signed(&s, &other, &["ingest", b.to_str().unwrap()]);
+    let (code, v) = verify(&s, &keys);
+    assert_eq!(code, 5, "{v:#}");
+    assert_eq!(kinds(&v), vec!["bad_signature".to_owned(); 3], "{v:#}");
+    // ... and an unsigned commit among signed ones is named too.
+    let s = case("unsigned");
+    ok(&s, &["ingest", dir.path().join("c.log").to_str().unwrap()]);
+    let (code, v) = verify(&s, &keys);
+    assert_eq!((code, kinds(&v)), (5, vec!["unsigned".to_owned()]), "{v:#}");
+}
+
+fn sha256_of(b: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn verify_on_s3_finds_a_changed_and_a_foreign_file() {
+    let moto = crate::s3::start_moto();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keygen(dir.path(), "k");
+    let log = generate(dir.path(), "a.log", 3000, 2, 5);
+    let s3 = |args: &[&str]| {
+        let mut c = bin();
+        moto.configure(&mut c);
+        c.args([
+            "--store",
+            "s3://auditlake/signed",
+            "--signing-key",
+            keys.key.to_str().unwrap(),
+        ])
+        .args(args);
+        c.output().unwrap()
+    };
+    let out = s3(&["ingest", log.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let verify = |s3: &dyn Fn(&[&str]) -> Output| {
+        let out = s3(&[
+            "verify",
+            "--public-key",
+            keys.public.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        let v: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+        (out.status.code().unwrap_or(-1), v)
+    };
+    let (code, v) = verify(&s3);
+    assert_eq!(code, 0, "{v:#}");
+    // Alter the bucket behind the store's back, with another S3 client (boto3, moto's own).
+    let script = format!(
+        r#"
+import boto3
+s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:{port}", region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="auditlake", Prefix="signed/date=")["Contents"])
+body = bytearray(s3.get_object(Bucket="auditlake", Key=keys[0])["Body"].read())
+body[len(body) // 2] ^= 1
+s3.put_object(Bucket="auditlake", Key=keys[0], Body=bytes(body))
+s3.put_object(Bucket="auditlake", Key=keys[1].rsplit("/", 1)[0] + "/part-99990101T000000.000Z-00000000-00001.parquet", Body=bytes(body))
+"#,
+        port = moto.port()
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (code, v) = verify(&s3);
+    assert_eq!(code, 5, "{v:#}");
+    assert_eq!(
+        kinds(&v),
+        vec!["file_changed".to_owned(), "file_not_in_log".to_owned()],
+        "{v:#}"
+    );
+}

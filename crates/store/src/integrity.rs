@@ -1,0 +1,567 @@
+//! Tamper evidence: a digest in every commit, chained, optionally signed, and `verify`.
+//!
+//! Every entry of the transaction log carries, in its `commitInfo.auditlake.digest`, the SHA-256
+//! of each data file it adds (hashed from the bytes in memory just before the upload: no second
+//! read), each file's size, rows and `ts` range, the paths and sizes it removes, the commit's kind
+//! and reason, its version, and the SHA-256 of the previous entry's bytes: a chain. With a signing
+//! key (Ed25519, `auditlake keygen`), `commitInfo.auditlake.signature` signs the digest.
+//!
+//! Why in the commit itself rather than a `_digests/` object: the digest then lands atomically
+//! with the change it describes (one create-only PUT), so a crash can never leave a commit
+//! without its digest or a digest without its commit, and every Delta reader still reads the
+//! entry (commitInfo is free-form).
+//!
+//! [`verify`] replays the chain from version 0: each entry present, in order, its digest matching
+//! its own actions and naming the previous entry's hash, and (with a public key) signed by it;
+//! then it hashes every live file of the window and lists the data folders for files that no
+//! commit added.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path as FsPath;
+
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::log::{Commit, Version};
+use crate::{Error, Partition, Result, Store, paths};
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// The fingerprint of a public key: the first 16 bytes of the SHA-256 of its 32 bytes, in hex.
+pub fn fingerprint(key: &VerifyingKey) -> String {
+    hex(&Sha256::digest(key.as_bytes())[..16])
+}
+
+/// A private key that signs every digest of this process's commits. Never kept in the store.
+#[derive(Clone)]
+pub struct Signer {
+    key: SigningKey,
+    fingerprint: String,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signer({})", self.fingerprint)
+    }
+}
+
+fn key_err(path: &FsPath, e: impl std::fmt::Display) -> Error {
+    Error::Key(format!("{}: {e}", path.display()))
+}
+
+impl Signer {
+    /// Reads a PKCS#8 PEM private key (what `auditlake keygen` writes).
+    pub fn from_pem_file(path: &FsPath) -> Result<Signer> {
+        let text = std::fs::read_to_string(path).map_err(|e| key_err(path, e))?;
+        let key = SigningKey::from_pkcs8_pem(&text).map_err(|e| key_err(path, e))?;
+        Ok(Signer {
+            fingerprint: fingerprint(&key.verifying_key()),
+            key,
+        })
+    }
+
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+}
+
+/// A public key that digests are checked against.
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    key: VerifyingKey,
+    pub fingerprint: String,
+}
+
+impl PublicKey {
+    /// Reads an SPKI PEM public key (what `auditlake keygen` writes).
+    pub fn from_pem_file(path: &FsPath) -> Result<PublicKey> {
+        let text = std::fs::read_to_string(path).map_err(|e| key_err(path, e))?;
+        let key = VerifyingKey::from_public_key_pem(&text).map_err(|e| key_err(path, e))?;
+        Ok(PublicKey {
+            fingerprint: fingerprint(&key),
+            key,
+        })
+    }
+}
+
+/// Writes a new key pair: `<name>.key` (PKCS#8 PEM, mode 0600) and `<name>.pub` (SPKI PEM).
+/// Returns the paths and the key's fingerprint.
+pub fn keygen(
+    dir: &FsPath,
+    name: &str,
+) -> Result<(std::path::PathBuf, std::path::PathBuf, String)> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut seed = [0u8; 32];
+    getrandom(&mut seed)?;
+    let key = SigningKey::from_bytes(&seed);
+    let private = key
+        .to_pkcs8_pem(Default::default())
+        .map_err(|e| Error::Key(e.to_string()))?;
+    let public = key
+        .verifying_key()
+        .to_public_key_pem(Default::default())
+        .map_err(|e| Error::Key(e.to_string()))?;
+    std::fs::create_dir_all(dir)?;
+    let (kp, pp) = (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.pub")),
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&kp)
+        .map_err(|e| key_err(&kp, e))?;
+    f.write_all(private.as_bytes())?;
+    f.sync_all()?;
+    std::fs::write(&pp, public.as_bytes()).map_err(|e| key_err(&pp, e))?;
+    Ok((kp, pp, fingerprint(&key.verifying_key())))
+}
+
+fn getrandom(buf: &mut [u8]) -> Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(buf)?;
+    Ok(())
+}
+
+/// The digest of a commit about to be written as `version`, after the entry whose bytes hash to
+/// `prev`.
+pub(crate) fn digest(
+    store: &Store,
+    version: Version,
+    prev: Option<&str>,
+    c: &Commit,
+) -> Result<Value> {
+    let mut added = Vec::new();
+    for f in &c.add {
+        added.push(json!({
+            "path": store.relative_path(&f.path)?,
+            "size": f.size,
+            "rows": f.rows,
+            "min_ts": f.ts_range.0,
+            "max_ts": f.ts_range.1,
+            "sha256": f.sha256,
+        }));
+    }
+    let mut removed = Vec::new();
+    for f in &c.remove {
+        removed.push(json!({
+            "path": store.relative_path(&f.meta.location)?,
+            "size": f.meta.size,
+        }));
+    }
+    Ok(json!({
+        "version": version,
+        "prev": prev,
+        "kind": c.kind,
+        "reason": c.reason,
+        "added": added,
+        "removed": removed,
+    }))
+}
+
+/// The signature of a digest: Ed25519 over its JSON text.
+pub(crate) fn sign(signer: &Signer, digest: &Value) -> Value {
+    let sig = signer.key.sign(digest.to_string().as_bytes());
+    json!({"key": signer.fingerprint, "ed25519": hex(&sig.to_bytes())})
+}
+
+/// What verification found, one item each.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Finding {
+    /// A version of the log is missing (deleted from the middle of the chain).
+    EntryMissing {
+        version: Version,
+    },
+    /// An entry without a digest (written before digests, or by another writer).
+    NoDigest {
+        version: Version,
+    },
+    /// The digest names another version than the entry it is in (renamed or reordered).
+    OutOfOrder {
+        version: Version,
+        says: Option<Version>,
+    },
+    /// The digest does not name the previous entry's hash: an entry before it was altered,
+    /// inserted or removed.
+    ChainBroken {
+        version: Version,
+        expected: Option<String>,
+        found: Option<String>,
+    },
+    /// The digest does not describe the entry's actions (an action added, removed or edited).
+    DigestMismatch {
+        version: Version,
+        detail: String,
+    },
+    Unsigned {
+        version: Version,
+    },
+    /// Signed by another key, or the signature does not match the digest.
+    BadSignature {
+        version: Version,
+        key: Option<String>,
+    },
+    /// A live file whose bytes are not the ones committed.
+    FileChanged {
+        path: String,
+        expected: String,
+        found: String,
+    },
+    FileMissing {
+        path: String,
+    },
+    /// A data file that no commit added (foreign, or written by a writer that died before its
+    /// commit; `vacuum` deletes those after the grace period).
+    FileNotInLog {
+        path: String,
+        size: u64,
+    },
+}
+
+impl Finding {
+    pub fn describe(&self) -> String {
+        match self {
+            Self::EntryMissing { version } => format!("version {version} of the log is missing"),
+            Self::NoDigest { version } => format!("version {version} has no digest"),
+            Self::OutOfOrder { version, says } => format!(
+                "version {version} holds the digest of version {}",
+                says.map_or("?".to_owned(), |v| v.to_string())
+            ),
+            Self::ChainBroken {
+                version,
+                expected,
+                found,
+            } => format!(
+                "version {version} does not follow the entry before it (its digest names {}, the entry before hashes to {})",
+                found.as_deref().unwrap_or("nothing"),
+                expected.as_deref().unwrap_or("nothing")
+            ),
+            Self::DigestMismatch { version, detail } => {
+                format!("version {version}: the digest does not match the entry ({detail})")
+            }
+            Self::Unsigned { version } => format!("version {version} is not signed"),
+            Self::BadSignature { version, key } => format!(
+                "version {version} is wrongly signed (key {})",
+                key.as_deref().unwrap_or("?")
+            ),
+            Self::FileChanged {
+                path,
+                expected,
+                found,
+            } => {
+                format!("{path} was changed: SHA-256 {found}, committed {expected}")
+            }
+            Self::FileMissing { path } => format!("{path} is missing"),
+            Self::FileNotInLog { path, size } => {
+                format!("{path} ({size} bytes) is in no commit")
+            }
+        }
+    }
+}
+
+/// How to verify.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Days `[from, to)` whose files are hashed (all when None); the chain is always whole.
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub public_key: Option<PublicKey>,
+}
+
+/// What [`verify`] checked and found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyReport {
+    /// The latest version, and how many entries were checked.
+    pub version: Option<Version>,
+    pub entries: u64,
+    pub signed: u64,
+    pub key: Option<String>,
+    pub files_hashed: u64,
+    pub bytes_hashed: u64,
+    pub findings: Vec<Finding>,
+}
+
+impl VerifyReport {
+    pub fn clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Live {
+    size: u64,
+    sha256: Option<String>,
+    partition: Partition,
+}
+
+/// Checks the chain of digests and the live files of the window.
+pub async fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
+    let mut report = VerifyReport {
+        key: opts.public_key.as_ref().map(|k| k.fingerprint.clone()),
+        ..Default::default()
+    };
+    let Some(latest) = store.latest_version().await? else {
+        return Ok(report);
+    };
+    report.version = Some(latest);
+    let mut live: HashMap<String, Live> = HashMap::new();
+    let mut removed: HashMap<String, u64> = HashMap::new();
+    let mut prev_hash: Option<String> = None;
+    for v in 0..=latest {
+        let Some(bytes) = store.read_entry_bytes(v).await? else {
+            report.findings.push(Finding::EntryMissing { version: v });
+            prev_hash = None;
+            continue;
+        };
+        report.entries += 1;
+        let hash = sha256_hex(&bytes);
+        let mut info: Option<Value> = None;
+        let mut adds: Vec<(String, u64)> = Vec::new();
+        let mut removes: Vec<(String, u64)> = Vec::new();
+        for line in bytes.split(|b| *b == b'\n') {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let Ok(value) = serde_json::from_slice::<Value>(line) else {
+                report.findings.push(Finding::DigestMismatch {
+                    version: v,
+                    detail: "a line of the entry is not JSON".into(),
+                });
+                continue;
+            };
+            if let Some(i) = value.get("commitInfo") {
+                info = Some(i.clone());
+            } else if let Some(a) = value.get("add") {
+                adds.push((
+                    crate::log::percent_decode(a["path"].as_str().unwrap_or_default()),
+                    a["size"].as_u64().unwrap_or(0),
+                ));
+            } else if let Some(r) = value.get("remove") {
+                removes.push((
+                    crate::log::percent_decode(r["path"].as_str().unwrap_or_default()),
+                    r["size"].as_u64().unwrap_or(0),
+                ));
+            }
+        }
+        let digest = info
+            .as_ref()
+            .map(|i| i["auditlake"]["digest"].clone())
+            .filter(|d| d.is_object());
+        let Some(digest) = digest else {
+            report.findings.push(Finding::NoDigest { version: v });
+            // Without a digest the files of the entry are still followed, unhashed.
+            for (p, size) in removes {
+                live.remove(&p);
+                removed.insert(p, size);
+            }
+            for (p, size) in adds {
+                if let Some(partition) = partition_of(&p) {
+                    live.insert(
+                        p,
+                        Live {
+                            size,
+                            sha256: None,
+                            partition,
+                        },
+                    );
+                }
+            }
+            prev_hash = Some(hash);
+            continue;
+        };
+        let says = digest["version"].as_u64();
+        if says != Some(v) {
+            report
+                .findings
+                .push(Finding::OutOfOrder { version: v, says });
+        }
+        let found = digest["prev"].as_str().map(str::to_owned);
+        if v > 0 && found != prev_hash {
+            report.findings.push(Finding::ChainBroken {
+                version: v,
+                expected: prev_hash.clone(),
+                found,
+            });
+        }
+        // The digest must describe exactly the entry's actions.
+        let listed = |key: &str| -> Vec<(String, u64)> {
+            digest[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|f| {
+                            (
+                                f["path"].as_str().unwrap_or_default().to_owned(),
+                                f["size"].as_u64().unwrap_or(0),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (mut da, mut dr) = (listed("added"), listed("removed"));
+        let (mut ea, mut er) = (adds.clone(), removes.clone());
+        for l in [&mut da, &mut dr, &mut ea, &mut er] {
+            l.sort();
+        }
+        if da != ea {
+            report.findings.push(Finding::DigestMismatch {
+                version: v,
+                detail: format!(
+                    "the entry adds {} file(s), the digest lists {}",
+                    ea.len(),
+                    da.len()
+                ),
+            });
+        }
+        if dr != er {
+            report.findings.push(Finding::DigestMismatch {
+                version: v,
+                detail: format!(
+                    "the entry removes {} file(s), the digest lists {}",
+                    er.len(),
+                    dr.len()
+                ),
+            });
+        }
+        let signature = info
+            .as_ref()
+            .map(|i| i["auditlake"]["signature"].clone())
+            .filter(|s| s.is_object());
+        match (&signature, &opts.public_key) {
+            (None, _) => report.findings.push(Finding::Unsigned { version: v }),
+            (Some(sig), Some(pk)) => {
+                let ok = sig["ed25519"]
+                    .as_str()
+                    .and_then(unhex)
+                    .and_then(|b| Signature::from_slice(&b).ok())
+                    .is_some_and(|s| pk.key.verify(digest.to_string().as_bytes(), &s).is_ok());
+                if ok {
+                    report.signed += 1;
+                } else {
+                    report.findings.push(Finding::BadSignature {
+                        version: v,
+                        key: sig["key"].as_str().map(str::to_owned),
+                    });
+                }
+            }
+            // Signed, but no key to check against: counted, not trusted.
+            (Some(_), None) => {}
+        }
+        for (p, size) in removes {
+            live.remove(&p);
+            removed.insert(p, size);
+        }
+        for f in digest["added"].as_array().into_iter().flatten() {
+            let p = f["path"].as_str().unwrap_or_default().to_owned();
+            if let Some(partition) = partition_of(&p) {
+                live.insert(
+                    p,
+                    Live {
+                        size: f["size"].as_u64().unwrap_or(0),
+                        sha256: f["sha256"].as_str().map(str::to_owned),
+                        partition,
+                    },
+                );
+            }
+        }
+        prev_hash = Some(hash);
+    }
+    let in_window = |p: &Partition| {
+        opts.from.is_none_or(|f| p.end() > f) && opts.to.is_none_or(|t| p.start() < t)
+    };
+    // Every live file of the window, hashed.
+    let mut files: BTreeMap<&String, &Live> = BTreeMap::new();
+    for (p, l) in &live {
+        if in_window(&l.partition) {
+            files.insert(p, l);
+        }
+    }
+    for (rel, l) in files {
+        let path = paths::from_relative(&store.root, rel);
+        match store.get_bytes(&path).await {
+            Ok(bytes) => {
+                report.files_hashed += 1;
+                report.bytes_hashed += bytes.len() as u64;
+                let found = sha256_hex(&bytes);
+                match &l.sha256 {
+                    Some(expected) if *expected != found => {
+                        report.findings.push(Finding::FileChanged {
+                            path: rel.clone(),
+                            expected: expected.clone(),
+                            found,
+                        })
+                    }
+                    None if bytes.len() as u64 != l.size => {
+                        report.findings.push(Finding::FileChanged {
+                            path: rel.clone(),
+                            expected: format!("{} bytes", l.size),
+                            found: format!("{} bytes", bytes.len()),
+                        })
+                    }
+                    _ => {}
+                }
+            }
+            Err(e) if crate::is_not_found_error(&e) => report
+                .findings
+                .push(Finding::FileMissing { path: rel.clone() }),
+            Err(e) => return Err(e),
+        }
+    }
+    // Data files that no commit added.
+    let mut listing = store.object_store.list(Some(&store.root));
+    while let Some(meta) = listing.try_next().await.map_err(|e| store.err(e))? {
+        let Some(rel) = paths::relative(&store.root, &meta.location) else {
+            continue;
+        };
+        if !rel.starts_with("date=") || !rel.ends_with(".parquet") {
+            continue;
+        }
+        let Some(partition) = partition_of(&rel) else {
+            continue;
+        };
+        if !in_window(&partition) || live.contains_key(&rel) || removed.contains_key(&rel) {
+            continue;
+        }
+        report.findings.push(Finding::FileNotInLog {
+            path: rel,
+            size: meta.size,
+        });
+    }
+    report.findings.sort();
+    Ok(report)
+}
+
+fn partition_of(rel: &str) -> Option<Partition> {
+    Partition::parse(rel.split('/').next()?)
+}
+
+/// Used by `verify`'s callers that need the store's data paths.
+pub fn relative(store: &Store, p: &Path) -> Option<String> {
+    paths::relative(&store.root, p)
+}

@@ -72,6 +72,12 @@ pub struct Args {
     /// records it) or a time.
     #[arg(long, value_name = "VERSION|TIME")]
     as_of: Option<String>,
+    /// Check the digests' signatures against this public key (or `[integrity] public_key`).
+    #[arg(long, value_name = "FILE")]
+    public_key: Option<std::path::PathBuf>,
+    /// Leave out the verification of the store (the chain of digests and the window's files).
+    #[arg(long)]
+    no_verify: bool,
     /// Exit with status 4 when any control has findings (for CI and cron alerting).
     #[arg(long)]
     fail_on_findings: bool,
@@ -217,7 +223,75 @@ pub struct Report {
     pub coverage: Vec<Day>,
     pub days_without_events: Vec<String>,
     pub totals: Totals,
+    /// `auditlake verify` of the window's days, when run (`--no-verify` skips it).
+    pub integrity: Option<Integrity>,
     pub controls: Vec<ControlResult>,
+}
+
+/// The tamper evidence of the store for the report's window: the chain of digests up to
+/// `verified_version`, and the SHA-256 of every file of the window's days.
+#[derive(Debug, Clone, Serialize)]
+pub struct Integrity {
+    pub clean: bool,
+    pub verified_version: Option<u64>,
+    pub entries: u64,
+    /// Entries whose signature was checked against `key`.
+    pub signed: u64,
+    /// Fingerprint of the public key signatures were checked against (none: not checked).
+    pub key: Option<String>,
+    pub files_hashed: u64,
+    pub findings: Vec<String>,
+}
+
+/// Verifies the store for the days of `[from, to)`.
+pub async fn integrity(
+    store: &auditlake_store::Store,
+    config: &Config,
+    public_key: Option<&std::path::PathBuf>,
+    from: Micros,
+    to: Micros,
+) -> Result<Integrity> {
+    let key = crate::integrity::public_key(public_key, &config.integrity)?;
+    let opts = auditlake_store::integrity::VerifyOptions {
+        from: Some(from),
+        to: Some(to),
+        public_key: key,
+    };
+    let r = auditlake_store::integrity::verify(store, &opts)
+        .await
+        .context("verification of the store")?;
+    Ok(Integrity {
+        clean: r.clean(),
+        verified_version: r.version,
+        entries: r.entries,
+        signed: r.signed,
+        key: r.key.clone(),
+        files_hashed: r.files_hashed,
+        findings: r.findings.iter().map(|f| f.describe()).collect(),
+    })
+}
+
+fn integrity_text(i: &Integrity) -> String {
+    let key = match &i.key {
+        Some(k) => format!("{} signed by key {k}", i.signed),
+        None => "signatures not checked (no public key)".to_owned(),
+    };
+    if i.clean {
+        format!(
+            "clean: {} log entries up to table version {} chained, {key}; {} files of the window hashed and as committed",
+            i.entries,
+            version_text(i.verified_version),
+            i.files_hashed
+        )
+    } else {
+        format!(
+            "NOT CLEAN: {} finding(s) over {} log entries up to table version {} ({key}): {}",
+            i.findings.len(),
+            i.entries,
+            version_text(i.verified_version),
+            i.findings.join("; ")
+        )
+    }
 }
 
 const DAY: i64 = 86_400_000_000;
@@ -464,6 +538,7 @@ pub async fn build(session: &AuditSession, scope: &Scope, req: &Request) -> Resu
         coverage,
         days_without_events,
         totals,
+        integrity: None,
         controls,
     })
 }
@@ -513,8 +588,17 @@ pub fn run(store: &str, config: &Config, args: Args) -> Result<ExitCode> {
         as_of: rt.block_on(pinned(&store, args.as_of.as_deref()))?,
         ..Default::default()
     };
-    let session = rt.block_on(AuditSession::open(store, &opts))?;
-    let report = rt.block_on(build(&session, &config.scope, &req))?;
+    let session = rt.block_on(AuditSession::open(store.clone(), &opts))?;
+    let mut report = rt.block_on(build(&session, &config.scope, &req))?;
+    if !args.no_verify {
+        report.integrity = Some(rt.block_on(integrity(
+            &store,
+            config,
+            args.public_key.as_ref(),
+            from,
+            to,
+        ))?);
+    }
     let bytes = render(&report, args.format)?;
     match &args.out {
         Some(p) => std::fs::write(p, &bytes)
@@ -635,11 +719,14 @@ fn render_md(r: &Report) -> String {
     let _ = writeln!(o, "# Compliance report: {}\n", frameworks_title(r));
     let _ = writeln!(
         o,
-        "- Window: {} to {} (UTC, end exclusive)\n- Store: {} (table version {})\n- Generated: {} by {}\n- Events in the window: {}\n- Controls: {} evaluated, {} pass, {} with findings, {} not evaluable\n",
+        "- Window: {} to {} (UTC, end exclusive)\n- Store: {} (table version {})\n- Integrity: {}\n- Generated: {} by {}\n- Events in the window: {}\n- Controls: {} evaluated, {} pass, {} with findings, {} not evaluable\n",
         r.window_from,
         r.window_to,
         r.store,
         version_text(r.table_version),
+        r.integrity
+            .as_ref()
+            .map_or("not verified (--no-verify)".to_owned(), integrity_text),
         r.generated_at,
         r.generator,
         r.events_in_window,
@@ -858,6 +945,23 @@ fn render_html(r: &Report) -> String {
         esc(&r.generated_at),
         esc(&r.generator)
     );
+    match &r.integrity {
+        Some(i) => {
+            let _ = write!(
+                o,
+                "<p class=\"{}\" id=\"integrity\" data-clean=\"{}\"><b>Integrity:</b> {}</p>",
+                if i.clean { "meta" } else { "alert" },
+                i.clean,
+                esc(&integrity_text(i))
+            );
+        }
+        None => {
+            let _ = write!(
+                o,
+                "<p class=\"meta\" id=\"integrity\" data-clean=\"unknown\"><b>Integrity:</b> not verified (--no-verify)</p>"
+            );
+        }
+    }
     let _ = write!(
         o,
         "<div class=\"cards\" id=\"totals\">\

@@ -116,7 +116,8 @@ async fn run_one(
         ..Default::default()
     };
     let session = AuditSession::open(store.clone(), &opts).await?;
-    let r = report::build(&session, &config.scope, &req).await?;
+    let mut r = report::build(&session, &config.scope, &req).await?;
+    r.integrity = Some(report::integrity(store, config, None, from, to).await?);
     let bytes = report::render(&r, s.format)?;
     let file = format!(
         "{}-{}.{}",

@@ -344,3 +344,74 @@ s3.put_object(Bucket="auditlake", Key=keys[1].rsplit("/", 1)[0] + "/part-9999010
         "{v:#}"
     );
 }
+
+/// A report carries the verification of its window: clean on the signed store; after a file of
+/// the window is altered, the JSON says so and the HTML says it at the top (read by a browser).
+#[test]
+fn reports_carry_the_verification_of_their_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keygen(dir.path(), "k");
+    let store = signed_store(dir.path(), &keys);
+    let report = |format: &str| {
+        run(
+            &store,
+            &[
+                "report",
+                "--framework",
+                "pci-dss",
+                "--from",
+                "2026-03-16",
+                "--to",
+                "2026-03-20",
+                "--public-key",
+                keys.public.to_str().unwrap(),
+                "--format",
+                format,
+            ],
+        )
+    };
+    let out = report("json");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["integrity"]["clean"], true, "{:#}", v["integrity"]);
+    assert_eq!(v["integrity"]["files_hashed"], 8);
+    assert_eq!(v["integrity"]["key"].as_str().map(str::len), Some(32));
+
+    let f = data_files(&store)[3].clone();
+    let mut bytes = std::fs::read(&f).unwrap();
+    let last = bytes.len() - 100;
+    bytes[last] ^= 0x10;
+    std::fs::write(&f, bytes).unwrap();
+    let name = f.file_name().unwrap().to_string_lossy().into_owned();
+    let out = report("json");
+    let v: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+    assert_eq!(v["integrity"]["clean"], false);
+    assert!(
+        v["integrity"]["findings"][0]
+            .as_str()
+            .unwrap()
+            .contains(&name),
+        "{:#}",
+        v["integrity"]
+    );
+
+    let html = dir.path().join("r.html");
+    std::fs::write(&html, report("html").stdout).unwrap();
+    let dom = std::process::Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .expect("chromium is needed for this test: ./scripts/test installs Debian's chromium");
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let at = dom.find("id=\"integrity\"").expect("no integrity block");
+    assert!(
+        at < dom.find("id=\"totals\"").unwrap(),
+        "the verification comes first"
+    );
+    assert!(
+        dom[at..].contains("data-clean=\"false\"") && dom[at..at + 2000].contains(&name),
+        "{}",
+        &dom[at..]
+    );
+}

@@ -315,6 +315,7 @@ impl VerifyReport {
 #[derive(Debug, Clone)]
 struct Live {
     size: u64,
+    rows: Option<u64>,
     sha256: Option<String>,
     partition: Partition,
 }
@@ -385,6 +386,7 @@ pub async fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport>
                         p,
                         Live {
                             size,
+                            rows: None,
                             sha256: None,
                             partition,
                         },
@@ -473,6 +475,27 @@ pub async fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport>
             // Signed, but no key to check against: counted, not trusted.
             (Some(_), None) => {}
         }
+        // A compaction only rewrites: it may drop exact copies, never add events.
+        if digest["kind"] == "compact" {
+            let before: Option<u64> = removes
+                .iter()
+                .map(|(p, _)| live.get(p).and_then(|l| l.rows))
+                .sum();
+            let after: u64 = digest["added"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["rows"].as_u64())
+                .sum();
+            if let Some(before) = before
+                && after > before
+            {
+                report.findings.push(Finding::DigestMismatch {
+                    version: v,
+                    detail: format!("a compaction of {before} events wrote {after}"),
+                });
+            }
+        }
         for (p, size) in removes {
             live.remove(&p);
             removed.insert(p, size);
@@ -484,6 +507,7 @@ pub async fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport>
                     p,
                     Live {
                         size: f["size"].as_u64().unwrap_or(0),
+                        rows: f["rows"].as_u64(),
                         sha256: f["sha256"].as_str().map(str::to_owned),
                         partition,
                     },

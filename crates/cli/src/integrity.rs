@@ -41,6 +41,10 @@ pub struct VerifyArgs {
     /// Check every digest's signature against this public key (PEM).
     #[arg(long, value_name = "FILE")]
     public_key: Option<PathBuf>,
+    /// A table version known to exist (recorded by an earlier report or verify, kept outside the
+    /// store): a log that ends before it was truncated or rolled back.
+    #[arg(long, value_name = "VERSION")]
+    expect_version: Option<u64>,
     #[arg(long, value_enum, default_value = "text")]
     format: VerifyFormat,
 }
@@ -80,17 +84,25 @@ pub fn run_verify(
     from: Option<i64>,
     to: Option<i64>,
     public_key: Option<PublicKey>,
+    expect_version: Option<u64>,
 ) -> Result<(VerifyReport, crate::stats::Gaps)> {
     let opts = VerifyOptions {
         from,
         to,
         public_key,
+        expect_version,
     };
     let report = rt
         .block_on(verify(store, &opts))
         .context("verification stopped")?;
     // The hours without any event, within the window and the stored history.
-    let gaps = if report.version.is_some() {
+    let readable = !report.findings.iter().any(|f| {
+        matches!(
+            f,
+            auditlake_store::integrity::Finding::SnapshotMismatch { .. }
+        )
+    });
+    let gaps = if report.version.is_some() && readable {
         let session = rt.block_on(AuditSession::open(store.clone(), &QueryOptions::default()))?;
         let fmt = auditlake_model::time::format_canonical;
         let mut filter = vec!["TRUE".to_owned()];
@@ -132,7 +144,7 @@ pub fn verify_cmd(
             .transpose()?,
     );
     let key = public_key(args.public_key.as_ref(), &config.integrity)?;
-    let (report, gaps) = run_verify(&rt, &store, from, to, key)?;
+    let (report, gaps) = run_verify(&rt, &store, from, to, key, args.expect_version)?;
     let fmt = auditlake_model::time::format_canonical;
     match args.format {
         VerifyFormat::Json => {

@@ -256,6 +256,7 @@ pub async fn integrity(
         from: Some(from),
         to: Some(to),
         public_key: key,
+        expect_version: None,
     };
     let r = auditlake_store::integrity::verify(store, &opts)
         .await

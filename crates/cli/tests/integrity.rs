@@ -251,6 +251,95 @@ fn every_alteration_is_found_and_named() {
         "{v:#}"
     );
 
+    // An action slipped into the newest entry (a file taken out of the table): the digest no
+    // longer matches, and the next writer refuses to chain onto it.
+    let s = case("slipped");
+    let e = entry(&s, 2);
+    let mut text = std::fs::read_to_string(&e).unwrap();
+    let victim = data_files(&s)[0].clone();
+    let rel = victim
+        .strip_prefix(&s)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let size = victim.metadata().unwrap().len();
+    text.push_str(&format!(
+        "{{\"remove\":{{\"path\":\"{rel}\",\"deletionTimestamp\":1,\"dataChange\":true,\"size\":{size}}}}}\n"
+    ));
+    std::fs::write(&e, text).unwrap();
+    let (code, v) = verify(&s, &keys);
+    assert_eq!(code, 5, "{v:#}");
+    assert!(kinds(&v).contains(&"digest_mismatch".to_owned()), "{v:#}");
+    let c = dir.path().join("c.log");
+    let out = run(
+        &s,
+        &[
+            "--signing-key",
+            keys.key.to_str().unwrap(),
+            "ingest",
+            c.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        !out.status.success() && stderr(&out).contains("was altered"),
+        "{}",
+        stderr(&out)
+    );
+
+    // `_last_checkpoint` pointed far ahead: what readers load is not the log; verify lists the
+    // log rather than trust it, and says so.
+    let s = case("checkpoint");
+    std::fs::write(
+        s.join("_delta_log/_last_checkpoint"),
+        r#"{"version":1000000000000000,"size":3}"#,
+    )
+    .unwrap();
+    let (code, v) = verify(&s, &keys);
+    assert_eq!(
+        (code, kinds(&v)),
+        (5, vec!["snapshot_mismatch".to_owned()]),
+        "{v:#}"
+    );
+
+    // The newest entry deleted (with its files): only a version recorded elsewhere shows it.
+    let s = case("truncated");
+    let text = std::fs::read_to_string(entry(&s, 2)).unwrap();
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    for f in first["commitInfo"]["auditlake"]["digest"]["added"]
+        .as_array()
+        .unwrap()
+    {
+        std::fs::remove_file(s.join(f["path"].as_str().unwrap())).unwrap();
+    }
+    std::fs::remove_file(entry(&s, 2)).unwrap();
+    let (code, _) = verify(&s, &keys);
+    assert_eq!(code, 0, "a truncated chain is a shorter chain");
+    let out = run(
+        &s,
+        &[
+            "verify",
+            "--public-key",
+            keys.public.to_str().unwrap(),
+            "--expect-version",
+            "2",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(5));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(kinds(&v).contains(&"truncated".to_owned()), "{v:#}");
+
+    // Signed entries checked without the public key prove nothing: not clean.
+    let out = run(&pristine, &["verify", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(5));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        kinds(&v),
+        vec!["signatures_not_checked".to_owned()],
+        "{v:#}"
+    );
+
     // The store re-signed with another key: every entry is wrongly signed for the real key.
     let s = dir.path().join("resigned");
     let a = dir.path().join("a.log");

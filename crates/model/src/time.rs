@@ -44,12 +44,20 @@ pub fn parse_canonical(s: &str) -> Option<Micros> {
 /// microseconds.
 pub fn parse_rfc3339(s: &str) -> Option<Micros> {
     let dt = DateTime::parse_from_rfc3339(s).ok()?;
-    Some(dt.with_timezone(&Utc).timestamp_micros())
+    Some(dt.with_timezone(&Utc).timestamp_micros()).filter(|v| in_range(*v))
+}
+
+/// Whether a time is in years 0001 to 9999 UTC: the days a partition folder can name
+/// (`date=YYYY-MM-DD`). `0000-01-01T00:00:00+01:00` is year -1 in UTC, and a partition of it
+/// could not be read back.
+pub fn in_range(v: Micros) -> bool {
+    const DAY: i64 = 86_400_000_000;
+    (days_from_civil(1, 1, 1) * DAY..days_from_civil(10_000, 1, 1) * DAY).contains(&v)
 }
 
 /// Parses a timestamp and says whether [`format_canonical`] gives back the same text.
 pub fn parse(s: &str) -> Option<(Micros, bool)> {
-    if let Some(v) = parse_canonical(s) {
+    if let Some(v) = parse_canonical(s).filter(|v| in_range(*v)) {
         return Some((v, true));
     }
     parse_rfc3339(s).map(|v| (v, false))
@@ -126,6 +134,17 @@ mod tests {
             assert_eq!(Some(v), parse_rfc3339(s), "{s}");
             assert_eq!(format_canonical(v), s);
         }
+    }
+
+    /// Times a partition folder cannot name are not timestamps of the store: one event of year
+    /// -1 (as UTC reads `0000-01-01T00:00:00+01:00`) would make the table unreadable.
+    #[test]
+    fn times_outside_years_1_to_9999_are_refused() {
+        assert_eq!(parse("0000-01-01T00:00:00+01:00"), None);
+        assert_eq!(parse("0000-06-01T00:00:00.000000Z"), None);
+        assert_eq!(parse_rfc3339("9999-12-31T23:00:00-02:00"), None);
+        assert!(parse("0001-01-01T00:00:00.000000Z").is_some());
+        assert!(parse("9999-12-31T23:59:59.999999Z").is_some());
     }
 
     #[test]

@@ -22,7 +22,6 @@ use std::path::Path as FsPath;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use futures::TryStreamExt;
-use object_store::path::Path;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -153,6 +152,7 @@ pub(crate) fn digest(
     store: &Store,
     version: Version,
     prev: Option<&str>,
+    actions: &str,
     c: &Commit,
 ) -> Result<Value> {
     let mut added = Vec::new();
@@ -176,6 +176,7 @@ pub(crate) fn digest(
     Ok(json!({
         "version": version,
         "prev": prev,
+        "actions": actions,
         "kind": c.kind,
         "reason": c.reason,
         "added": added,
@@ -193,6 +194,12 @@ pub(crate) fn sign(signer: &Signer, digest: &Value) -> Value {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Finding {
+    /// The log ends before a version known to exist (`--expect-version`, a report's): the
+    /// newest entries were deleted, or the store rolled back.
+    Truncated {
+        expected: Version,
+        found: Option<Version>,
+    },
     /// A version of the log is missing (deleted from the middle of the chain).
     EntryMissing {
         version: Version,
@@ -226,6 +233,14 @@ pub enum Finding {
         version: Version,
         key: Option<String>,
     },
+    /// Entries are signed but no public key was given: nothing about them is proven.
+    SignaturesNotChecked {
+        entries: u64,
+    },
+    /// What readers load (checkpoint, `_last_checkpoint`) is not what the chain of entries says.
+    SnapshotMismatch {
+        detail: String,
+    },
     /// A live file whose bytes are not the ones committed.
     FileChanged {
         path: String,
@@ -246,6 +261,10 @@ pub enum Finding {
 impl Finding {
     pub fn describe(&self) -> String {
         match self {
+            Self::Truncated { expected, found } => format!(
+                "the log ends at version {}, but version {expected} was recorded: entries were deleted or the store rolled back",
+                found.map_or("(none)".to_owned(), |v| v.to_string())
+            ),
             Self::EntryMissing { version } => format!("version {version} of the log is missing"),
             Self::NoDigest { version } => format!("version {version} has no digest"),
             Self::OutOfOrder { version, says } => format!(
@@ -269,6 +288,12 @@ impl Finding {
                 "version {version} is wrongly signed (key {})",
                 key.as_deref().unwrap_or("?")
             ),
+            Self::SignaturesNotChecked { entries } => format!(
+                "{entries} entries are signed, but no public key was given: their signatures are not checked"
+            ),
+            Self::SnapshotMismatch { detail } => {
+                format!("what readers load differs from the log's entries: {detail}")
+            }
             Self::FileChanged {
                 path,
                 expected,
@@ -291,6 +316,9 @@ pub struct VerifyOptions {
     pub from: Option<i64>,
     pub to: Option<i64>,
     pub public_key: Option<PublicKey>,
+    /// A version known to exist (recorded by an earlier report or verification, kept outside
+    /// the store): a log ending before it was truncated.
+    pub expect_version: Option<Version>,
 }
 
 /// What [`verify`] checked and found.
@@ -320,19 +348,212 @@ struct Live {
     partition: Partition,
 }
 
+/// One entry as verification reads it.
+#[derive(Debug, Default)]
+struct Checked {
+    digest: Option<Value>,
+    /// (path, size) of the entry's add and remove actions.
+    adds: Vec<(String, u64)>,
+    removes: Vec<(String, u64)>,
+    findings: Vec<Finding>,
+    /// Some(true) signed by the key, Some(false) signed but not checked, None unsigned.
+    signed: Option<bool>,
+}
+
+/// Checks one entry on its own: its shape, its digest against its actions, its signature.
+fn check_entry(version: Version, bytes: &[u8], key: Option<&PublicKey>) -> Checked {
+    let mut c = Checked::default();
+    let mismatch = |c: &mut Checked, detail: String| {
+        c.findings.push(Finding::DigestMismatch { version, detail })
+    };
+    let mut info: Option<Value> = None;
+    let first_end = bytes
+        .iter()
+        .position(|b| *b == b'\n')
+        .map_or(bytes.len(), |i| i + 1);
+    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let value = match serde_json::from_slice::<Value>(line) {
+            Ok(Value::Object(m)) if m.len() == 1 => m,
+            _ => {
+                mismatch(&mut c, format!("line {} is not one action", i + 1));
+                continue;
+            }
+        };
+        let (action, body) = value.into_iter().next().unwrap_or_default();
+        match action.as_str() {
+            "commitInfo" if i == 0 => info = Some(body),
+            "add" | "remove" => {
+                let entry = (
+                    crate::log::percent_decode(body["path"].as_str().unwrap_or_default()),
+                    body["size"].as_u64().unwrap_or(0),
+                );
+                if action == "add" {
+                    c.adds.push(entry);
+                } else {
+                    c.removes.push(entry);
+                }
+            }
+            "protocol" | "metaData" if version == 0 => {}
+            other => mismatch(&mut c, format!("line {}: a {other} action", i + 1)),
+        }
+    }
+    let Some(digest) = info
+        .as_ref()
+        .map(|i| i["auditlake"]["digest"].clone())
+        .filter(|d| d.is_object())
+    else {
+        c.findings.push(Finding::NoDigest { version });
+        return c;
+    };
+    let says = digest["version"].as_u64();
+    if says != Some(version) {
+        c.findings.push(Finding::OutOfOrder { version, says });
+    }
+    // Every line after the commitInfo, byte for byte.
+    if digest["actions"].as_str() != Some(sha256_hex(&bytes[first_end..]).as_str()) {
+        mismatch(
+            &mut c,
+            "the entry's actions are not the ones the digest hashed".into(),
+        );
+    }
+    let listed = |key: &str| -> Vec<(String, u64)> {
+        let mut l: Vec<(String, u64)> = digest[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                (
+                    f["path"].as_str().unwrap_or_default().to_owned(),
+                    f["size"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        l.sort();
+        l
+    };
+    let (mut ea, mut er) = (c.adds.clone(), c.removes.clone());
+    ea.sort();
+    er.sort();
+    if listed("added") != ea {
+        mismatch(
+            &mut c,
+            format!(
+                "the entry adds {} file(s), the digest lists others",
+                ea.len()
+            ),
+        );
+    }
+    if listed("removed") != er {
+        mismatch(
+            &mut c,
+            format!(
+                "the entry removes {} file(s), the digest lists others",
+                er.len()
+            ),
+        );
+    }
+    let signature = info
+        .as_ref()
+        .map(|i| i["auditlake"]["signature"].clone())
+        .filter(|s| s.is_object());
+    match (&signature, key) {
+        (None, _) => c.findings.push(Finding::Unsigned { version }),
+        (Some(sig), Some(pk)) => {
+            let ok = sig["ed25519"]
+                .as_str()
+                .and_then(unhex)
+                .and_then(|b| Signature::from_slice(&b).ok())
+                .is_some_and(|s| pk.key.verify(digest.to_string().as_bytes(), &s).is_ok());
+            if ok {
+                c.signed = Some(true);
+            } else {
+                c.findings.push(Finding::BadSignature {
+                    version,
+                    key: sig["key"].as_str().map(str::to_owned),
+                });
+            }
+        }
+        (Some(_), None) => c.signed = Some(false),
+    }
+    c.digest = Some(digest);
+    c
+}
+
+/// Whether a writer may chain its commit onto the entry `bytes` (version `version`): an entry
+/// whose digest does not match its own actions, or that is signed by another key than the
+/// writer's, was altered after it was written. An entry without a digest (written before
+/// digests) or unsigned is chained onto, and `verify` names it.
+pub(crate) fn check_before_chaining(
+    version: Version,
+    bytes: &[u8],
+    signer: Option<&Signer>,
+) -> std::result::Result<(), String> {
+    let key = signer.map(|s| PublicKey {
+        key: s.key.verifying_key(),
+        fingerprint: s.fingerprint.clone(),
+    });
+    let c = check_entry(version, bytes, key.as_ref());
+    let bad: Vec<String> = c
+        .findings
+        .iter()
+        .filter(|f| !matches!(f, Finding::NoDigest { .. } | Finding::Unsigned { .. }))
+        .map(Finding::describe)
+        .collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(bad.join("; "))
+    }
+}
+
+/// The versions of the log's JSON entries, from a listing (not from `_last_checkpoint`, which
+/// anyone with write access could point anywhere).
+async fn listed_versions(store: &Store) -> Result<Vec<Version>> {
+    let dir = store.root.clone().join(crate::log::LOG_DIR);
+    let mut out = Vec::new();
+    let mut listing = store.object_store.list(Some(&dir));
+    while let Some(meta) = listing.try_next().await.map_err(|e| store.err(e))? {
+        if let Some(v) = meta
+            .location
+            .filename()
+            .and_then(|n| n.strip_suffix(".json"))
+            .filter(|n| n.len() == 20)
+            .and_then(|n| n.parse::<Version>().ok())
+        {
+            out.push(v);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Checks the chain of digests and the live files of the window.
 pub async fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport> {
     let mut report = VerifyReport {
         key: opts.public_key.as_ref().map(|k| k.fingerprint.clone()),
         ..Default::default()
     };
-    let Some(latest) = store.latest_version().await? else {
+    let versions = listed_versions(store).await?;
+    let latest = versions.last().copied();
+    if let Some(expected) = opts.expect_version
+        && latest.is_none_or(|l| l < expected)
+    {
+        report.findings.push(Finding::Truncated {
+            expected,
+            found: latest,
+        });
+    }
+    let Some(latest) = latest else {
         return Ok(report);
     };
     report.version = Some(latest);
     let mut live: HashMap<String, Live> = HashMap::new();
     let mut removed: HashMap<String, u64> = HashMap::new();
     let mut prev_hash: Option<String> = None;
+    let mut unchecked = 0u64;
     for v in 0..=latest {
         let Some(bytes) = store.read_entry_bytes(v).await? else {
             report.findings.push(Finding::EntryMissing { version: v });
@@ -341,180 +562,127 @@ pub async fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport>
         };
         report.entries += 1;
         let hash = sha256_hex(&bytes);
-        let mut info: Option<Value> = None;
-        let mut adds: Vec<(String, u64)> = Vec::new();
-        let mut removes: Vec<(String, u64)> = Vec::new();
-        for line in bytes.split(|b| *b == b'\n') {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let Ok(value) = serde_json::from_slice::<Value>(line) else {
-                report.findings.push(Finding::DigestMismatch {
+        let c = check_entry(v, &bytes, opts.public_key.as_ref());
+        report.findings.extend(c.findings.iter().cloned());
+        match c.signed {
+            Some(true) => report.signed += 1,
+            Some(false) => unchecked += 1,
+            None => {}
+        }
+        if let Some(digest) = &c.digest {
+            let found = digest["prev"].as_str().map(str::to_owned);
+            if v > 0 && found != prev_hash {
+                report.findings.push(Finding::ChainBroken {
                     version: v,
-                    detail: "a line of the entry is not JSON".into(),
+                    expected: prev_hash.clone(),
+                    found,
                 });
-                continue;
-            };
-            if let Some(i) = value.get("commitInfo") {
-                info = Some(i.clone());
-            } else if let Some(a) = value.get("add") {
-                adds.push((
-                    crate::log::percent_decode(a["path"].as_str().unwrap_or_default()),
-                    a["size"].as_u64().unwrap_or(0),
-                ));
-            } else if let Some(r) = value.get("remove") {
-                removes.push((
-                    crate::log::percent_decode(r["path"].as_str().unwrap_or_default()),
-                    r["size"].as_u64().unwrap_or(0),
-                ));
             }
-        }
-        let digest = info
-            .as_ref()
-            .map(|i| i["auditlake"]["digest"].clone())
-            .filter(|d| d.is_object());
-        let Some(digest) = digest else {
-            report.findings.push(Finding::NoDigest { version: v });
-            // Without a digest the files of the entry are still followed, unhashed.
-            for (p, size) in removes {
-                live.remove(&p);
-                removed.insert(p, size);
-            }
-            for (p, size) in adds {
-                if let Some(partition) = partition_of(&p) {
-                    live.insert(
-                        p,
-                        Live {
-                            size,
-                            rows: None,
-                            sha256: None,
-                            partition,
-                        },
-                    );
-                }
-            }
-            prev_hash = Some(hash);
-            continue;
-        };
-        let says = digest["version"].as_u64();
-        if says != Some(v) {
-            report
-                .findings
-                .push(Finding::OutOfOrder { version: v, says });
-        }
-        let found = digest["prev"].as_str().map(str::to_owned);
-        if v > 0 && found != prev_hash {
-            report.findings.push(Finding::ChainBroken {
-                version: v,
-                expected: prev_hash.clone(),
-                found,
-            });
-        }
-        // The digest must describe exactly the entry's actions.
-        let listed = |key: &str| -> Vec<(String, u64)> {
-            digest[key]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|f| {
-                            (
-                                f["path"].as_str().unwrap_or_default().to_owned(),
-                                f["size"].as_u64().unwrap_or(0),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let (mut da, mut dr) = (listed("added"), listed("removed"));
-        let (mut ea, mut er) = (adds.clone(), removes.clone());
-        for l in [&mut da, &mut dr, &mut ea, &mut er] {
-            l.sort();
-        }
-        if da != ea {
-            report.findings.push(Finding::DigestMismatch {
-                version: v,
-                detail: format!(
-                    "the entry adds {} file(s), the digest lists {}",
-                    ea.len(),
-                    da.len()
-                ),
-            });
-        }
-        if dr != er {
-            report.findings.push(Finding::DigestMismatch {
-                version: v,
-                detail: format!(
-                    "the entry removes {} file(s), the digest lists {}",
-                    er.len(),
-                    dr.len()
-                ),
-            });
-        }
-        let signature = info
-            .as_ref()
-            .map(|i| i["auditlake"]["signature"].clone())
-            .filter(|s| s.is_object());
-        match (&signature, &opts.public_key) {
-            (None, _) => report.findings.push(Finding::Unsigned { version: v }),
-            (Some(sig), Some(pk)) => {
-                let ok = sig["ed25519"]
-                    .as_str()
-                    .and_then(unhex)
-                    .and_then(|b| Signature::from_slice(&b).ok())
-                    .is_some_and(|s| pk.key.verify(digest.to_string().as_bytes(), &s).is_ok());
-                if ok {
-                    report.signed += 1;
-                } else {
-                    report.findings.push(Finding::BadSignature {
+            // A compaction only rewrites: it may drop exact copies, never add events.
+            if digest["kind"] == "compact" {
+                let before: Option<u64> = c
+                    .removes
+                    .iter()
+                    .map(|(p, _)| live.get(p).and_then(|l| l.rows))
+                    .sum();
+                let after: u64 = digest["added"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f["rows"].as_u64())
+                    .sum();
+                if let Some(before) = before
+                    && after > before
+                {
+                    report.findings.push(Finding::DigestMismatch {
                         version: v,
-                        key: sig["key"].as_str().map(str::to_owned),
+                        detail: format!("a compaction of {before} events wrote {after}"),
                     });
                 }
             }
-            // Signed, but no key to check against: counted, not trusted.
-            (Some(_), None) => {}
         }
-        // A compaction only rewrites: it may drop exact copies, never add events.
-        if digest["kind"] == "compact" {
-            let before: Option<u64> = removes
+        for (p, size) in &c.removes {
+            live.remove(p);
+            removed.insert(p.clone(), *size);
+        }
+        let hashed: HashMap<String, &Value> = c
+            .digest
+            .as_ref()
+            .and_then(|d| d["added"].as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|f| Some((f["path"].as_str()?.to_owned(), f)))
+            .collect();
+        for (p, size) in &c.adds {
+            let Some(partition) = partition_of(p) else {
+                continue;
+            };
+            let f = hashed.get(p);
+            live.insert(
+                p.clone(),
+                Live {
+                    size: *size,
+                    rows: f.and_then(|f| f["rows"].as_u64()),
+                    sha256: f.and_then(|f| f["sha256"].as_str().map(str::to_owned)),
+                    partition,
+                },
+            );
+        }
+        prev_hash = Some(hash);
+    }
+    if unchecked > 0 {
+        report
+            .findings
+            .push(Finding::SignaturesNotChecked { entries: unchecked });
+    }
+    // What readers load (delta-rs: the last checkpoint and the entries after it) must be the
+    // file set the entries say.
+    match store.snapshot(None).await {
+        Ok(snap) => {
+            let loaded: HashMap<String, u64> = snap
+                .files
                 .iter()
-                .map(|(p, _)| live.get(p).and_then(|l| l.rows))
-                .sum();
-            let after: u64 = digest["added"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f["rows"].as_u64())
-                .sum();
-            if let Some(before) = before
-                && after > before
-            {
-                report.findings.push(Finding::DigestMismatch {
-                    version: v,
-                    detail: format!("a compaction of {before} events wrote {after}"),
+                .filter_map(|f| {
+                    Some((paths::relative(&store.root, &f.meta.location)?, f.meta.size))
+                })
+                .collect();
+            if snap.version != Some(latest) {
+                report.findings.push(Finding::SnapshotMismatch {
+                    detail: format!(
+                        "readers load version {}, the log ends at {latest}",
+                        snap.version.map_or("(none)".to_owned(), |v| v.to_string())
+                    ),
+                });
+            }
+            let mut extra: Vec<&String> =
+                loaded.keys().filter(|p| !live.contains_key(*p)).collect();
+            let mut lost: Vec<&String> = live.keys().filter(|p| !loaded.contains_key(*p)).collect();
+            extra.sort();
+            lost.sort();
+            if !extra.is_empty() || !lost.is_empty() {
+                report.findings.push(Finding::SnapshotMismatch {
+                    detail: format!(
+                        "readers see {} file(s) the entries do not hold ({}) and miss {} ({})",
+                        extra.len(),
+                        extra
+                            .iter()
+                            .take(3)
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        lost.len(),
+                        lost.iter()
+                            .take(3)
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 });
             }
         }
-        for (p, size) in removes {
-            live.remove(&p);
-            removed.insert(p, size);
-        }
-        for f in digest["added"].as_array().into_iter().flatten() {
-            let p = f["path"].as_str().unwrap_or_default().to_owned();
-            if let Some(partition) = partition_of(&p) {
-                live.insert(
-                    p,
-                    Live {
-                        size: f["size"].as_u64().unwrap_or(0),
-                        rows: f["rows"].as_u64(),
-                        sha256: f["sha256"].as_str().map(str::to_owned),
-                        partition,
-                    },
-                );
-            }
-        }
-        prev_hash = Some(hash);
+        Err(e) => report.findings.push(Finding::SnapshotMismatch {
+            detail: format!("the table cannot be loaded: {e}"),
+        }),
     }
     let in_window = |p: &Partition| {
         opts.from.is_none_or(|f| p.end() > f) && opts.to.is_none_or(|t| p.start() < t)
@@ -578,14 +746,10 @@ pub async fn verify(store: &Store, opts: &VerifyOptions) -> Result<VerifyReport>
         });
     }
     report.findings.sort();
+    report.findings.dedup();
     Ok(report)
 }
 
 fn partition_of(rel: &str) -> Option<Partition> {
     Partition::parse(rel.split('/').next()?)
-}
-
-/// Used by `verify`'s callers that need the store's data paths.
-pub fn relative(store: &Store, p: &Path) -> Option<String> {
-    paths::relative(&store.root, p)
 }

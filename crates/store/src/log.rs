@@ -685,11 +685,6 @@ impl Store {
     ) -> Result<Vec<u8>> {
         let now = now_millis();
         let version = read_version.map_or(0, |v| v + 1);
-        let digest = crate::integrity::digest(self, version, prev, c)?;
-        let signature = self
-            .signer
-            .as_ref()
-            .map(|s| crate::integrity::sign(s, &digest));
         let data_change = c.data_change();
         let rows_added: u64 = c.add.iter().map(|f| f.rows).sum();
         let rows_removed: u64 = c.remove.iter().filter_map(|f| f.rows).sum();
@@ -709,8 +704,6 @@ impl Store {
                 "files_removed": c.remove.len(),
                 "rows_added": rows_added,
                 "rows_removed": rows_removed,
-                "digest": digest,
-                "signature": signature,
             },
         }})];
         if read_version.is_none() {
@@ -760,11 +753,25 @@ impl Store {
                 "stats": stats.to_string(),
             }}));
         }
-        let mut out = Vec::new();
-        for l in lines {
-            serde_json::to_writer(&mut out, &l).map_err(|e| self.log_err(e))?;
-            out.push(b'\n');
+        // The actions after the commitInfo, byte for byte, are hashed into its digest.
+        let mut rest = Vec::new();
+        for l in &lines[1..] {
+            serde_json::to_writer(&mut rest, l).map_err(|e| self.log_err(e))?;
+            rest.push(b'\n');
         }
+        let actions = crate::integrity::sha256_hex(&rest);
+        let digest = crate::integrity::digest(self, version, prev, &actions, c)?;
+        let signature = self
+            .signer
+            .as_ref()
+            .map(|s| crate::integrity::sign(s, &digest));
+        let info = &mut lines[0]["commitInfo"]["auditlake"];
+        info["digest"] = digest;
+        info["signature"] = signature.unwrap_or(Value::Null);
+        let mut out = Vec::new();
+        serde_json::to_writer(&mut out, &lines[0]).map_err(|e| self.log_err(e))?;
+        out.push(b'\n');
+        out.extend_from_slice(&rest);
         Ok(out)
     }
 
@@ -781,7 +788,16 @@ impl Store {
         // The digest chains to the entry this one follows.
         let prev = match read_version {
             Some(v) => match self.read_entry(v).await? {
-                Some(bytes) => Some(crate::integrity::sha256_hex(&bytes)),
+                Some(bytes) => {
+                    // Never vouch for an entry altered since it was written.
+                    crate::integrity::check_before_chaining(v, &bytes, self.signer.as_deref())
+                        .map_err(|e| {
+                            self.log_err(format!(
+                                "version {v}, which this commit would follow, was altered: {e}; run `auditlake verify`"
+                            ))
+                        })?;
+                    Some(crate::integrity::sha256_hex(&bytes))
+                }
                 None => {
                     return Err(self.log_err(format!(
                         "version {v}, which this commit follows, is not in the log"

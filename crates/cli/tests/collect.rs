@@ -982,3 +982,33 @@ fn serve_follows_a_log_file_on_the_same_wal() {
     );
     assert!(wal.join("follow/follow.json").exists());
 }
+
+/// Two rotations, both gzipped, while the follower sleeps at the end of the first file: it
+/// finds the files after it by their content (the inode of a gzipped file is new), not by a
+/// list made before.
+#[test]
+fn follow_finds_files_rotated_and_gzipped_behind_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let state = dir.path().join("state");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join("audit.log");
+    append_lines(&log, 0..100);
+    let mut f = follow(&store, &state, &log);
+    wait_stored(&store, 100);
+    append_lines(&log, 100..150);
+    let t1 = rotate(&log, "2026-11-30T10-00-00.000");
+    append_lines(&log, 150..250);
+    let t2 = rotate(&log, "2026-11-30T11-00-00.000");
+    gzip_file(&t1);
+    gzip_file(&t2);
+    append_lines(&log, 250..300);
+    wait_stored(&store, 300);
+    signal(&f, "TERM");
+    assert!(wait_for(&mut f, Duration::from_secs(60)).success());
+    assert_eq!(
+        by_cluster(&store),
+        BTreeMap::from([("prod".to_owned(), (300, 300))])
+    );
+}

@@ -77,6 +77,17 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Whether a file's content (decompressed for `.gz`) begins with `head`.
+fn starts_with(p: &Path, head: &[u8]) -> bool {
+    first_bytes(p).is_ok_and(|b| b.starts_with(head))
+}
+
 /// A file being read.
 struct Source {
     path: PathBuf,
@@ -179,8 +190,6 @@ pub struct Follower {
     opts: FollowOptions,
     collector: Collector,
     state_path: PathBuf,
-    /// Files still to read after the current one (rotated while we were away), oldest first.
-    queue: Vec<PathBuf>,
     prev_head: Vec<u8>,
 }
 
@@ -192,7 +201,6 @@ impl Follower {
             opts,
             collector,
             state_path,
-            queue: Vec::new(),
             prev_head: Vec::new(),
         })
     }
@@ -230,49 +238,90 @@ impl Follower {
         write().map_err(io_err(&self.state_path))
     }
 
-    /// Where to start: the checkpoint's file and offset, and the files rotated after it.
+    /// Where to start: the checkpoint's file and offset (in the live file, or in a rotated one,
+    /// even gzipped since), or the file after the one finished last.
     fn resume(&mut self) -> Result<Source, FollowError> {
-        let live = &self.opts.path;
+        let live = self.opts.path.clone();
         let Some(cp) = self.load()? else {
             return self.open_live();
         };
-        let matches = |p: &Path, head: &str| -> bool {
-            first_bytes(p).is_ok_and(|b| hex(&b).starts_with(head))
-        };
+        self.prev_head = unhex(&cp.prev_head);
+        let head = unhex(&cp.head);
         let same_file =
             |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.dev() == cp.dev && m.ino() == cp.ino);
-        if same_file(live) && matches(live, &cp.head) {
-            return Source::open(live, cp.offset, false);
+        if same_file(&live) && starts_with(&live, &head) {
+            return Source::open(&live, cp.offset, false);
         }
-        let rotated = rotated(live)?;
-        let found = rotated.iter().position(|p| {
-            (same_file(p) && matches(p, &cp.head))
-                || (!cp.head.is_empty() && is_gz(p) && matches(p, &cp.head))
+        let rotated = rotated(&live)?;
+        let found = rotated.iter().find(|p| {
+            (same_file(p) && starts_with(p, &head))
+                || (!head.is_empty() && is_gz(p) && starts_with(p, &head))
         });
-        if let Some(i) = found {
-            self.queue = rotated[i + 1..].to_vec();
-            tracing::info!(file = %rotated[i].display(), offset = cp.offset, "resuming in a rotated file");
-            return Source::open(&rotated[i], cp.offset, true);
+        if let Some(p) = found {
+            tracing::info!(file = %p.display(), offset = cp.offset, "resuming in a rotated file");
+            return Source::open(p, cp.offset, true);
         }
         // Checkpointed before the first byte of a file that has since been rotated: the file
         // after the one finished before it.
-        if !cp.prev_head.is_empty()
-            && let Some(i) = rotated.iter().position(|p| matches(p, &cp.prev_head))
-        {
-            let mut rest = rotated[i + 1..].to_vec();
-            if !rest.is_empty() {
-                let first = rest.remove(0);
-                self.queue = rest;
-                return Source::open(&first, 0, true);
-            }
+        if !self.prev_head.is_empty() {
+            let prev = self.prev_head.clone();
+            return self.open_next(&prev, None);
         }
         tracing::warn!(checkpoint = %self.state_path.display(),
             "the file of the checkpoint is gone (rotated away and deleted?): following the live file from its start");
         self.open_live()
     }
 
+    /// The file after the one whose content begins with `head` (or, for an empty one, has the
+    /// inode `ino`): the next rotated file by name, else the live file. Listed afresh each time,
+    /// so that files rotated or gzipped meanwhile are found by their content, not their inode.
+    fn open_next(&self, head: &[u8], ino: Option<(u64, u64)>) -> Result<Source, FollowError> {
+        for attempt in 0..50 {
+            let rotated = rotated(&self.opts.path)?;
+            let at = rotated.iter().position(|p| {
+                if head.is_empty() {
+                    ino.is_some_and(|(dev, ino)| {
+                        std::fs::metadata(p).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+                    })
+                } else {
+                    starts_with(p, head)
+                }
+            });
+            let next = match at {
+                Some(i) if i + 1 < rotated.len() => Some(rotated[i + 1].clone()),
+                _ => None,
+            };
+            let opened = match &next {
+                Some(p) => Source::open(p, 0, true),
+                None => Source::open(&self.opts.path, 0, false),
+            };
+            match opened {
+                // Gzipped away between the listing and the open, or the live file between
+                // lumberjack's rename and create: look again.
+                Err(FollowError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && attempt < 49 =>
+                {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
+        self.open_live()
+    }
+
     fn open_live(&self) -> Result<Source, FollowError> {
-        Source::open(&self.opts.path, 0, false)
+        let mut tries = 0;
+        loop {
+            match Source::open(&self.opts.path, 0, false) {
+                Err(FollowError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && tries < 100 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Reads and appends until `stop`; a checkpoint follows each durable batch.
@@ -315,27 +364,15 @@ impl Follower {
                     lines.push(b'\n');
                     self.append(&rt, &cluster, &mut src, lines)?;
                 }
-                self.prev_head = src.head.clone();
-                src = if self.queue.is_empty() {
-                    self.open_live()?
-                } else {
-                    let next = self.queue.remove(0);
-                    Source::open(&next, 0, true)?
-                };
+                let (head, ino) = (src.head.clone(), (src.dev, src.ino));
+                src = self.open_next(&head, Some(ino))?;
+                self.prev_head = head;
                 self.save(&src)?;
                 continue;
             }
             match std::fs::metadata(&self.opts.path) {
                 Ok(m) if m.dev() != src.dev || m.ino() != src.ino => {
-                    // Rotated: finish the old file (still open), then the files rotated after it.
-                    let rotated = rotated(&self.opts.path)?;
-                    let i = rotated.iter().position(|p| {
-                        std::fs::metadata(p).is_ok_and(|m| m.dev() == src.dev && m.ino() == src.ino)
-                    });
-                    self.queue = match i {
-                        Some(i) => rotated[i + 1..].to_vec(),
-                        None => Vec::new(),
-                    };
+                    // Rotated: finish the old file (still open), then the files after it.
                     src.finished = true;
                     tracing::info!(file = %src.path.display(), "rotated; finishing the old file");
                 }

@@ -11,6 +11,8 @@ use auditlake_collect::follow::{FollowOptions, Follower};
 use auditlake_collect::server::{ServeOptions, TlsFiles, check, read_token_file, serve};
 use auditlake_collect::{Collector, FlushOptions};
 use serde::Deserialize;
+use std::sync::Arc;
+
 use tokio::sync::watch;
 
 /// `[serve]` in the config file: every flag of `auditlake serve` (flags win), and the map from
@@ -23,9 +25,9 @@ use tokio::sync::watch;
 /// tls_cert = "/etc/auditlake/tls.crt"
 /// tls_key = "/etc/auditlake/tls.key"
 /// client_ca = "/etc/auditlake/client-ca.crt"
-/// [serve.clusters]          # certificate subject CN, or a token's name -> cluster label
-/// "kube-apiserver-prod" = "prod"
-/// "vector-staging" = "staging"
+/// [serve.clusters]          # cn:<certificate subject CN> or token:<token's name> -> label
+/// "cn:kube-apiserver-prod" = "prod"
+/// "token:vector-staging" = "staging"
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -159,7 +161,7 @@ fn flush_options(
 }
 
 /// SIGTERM or SIGINT -> `stop`.
-fn on_signal(stop: watch::Sender<bool>) {
+fn on_signal(stop: Arc<watch::Sender<bool>>) {
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut term), Ok(mut int)) = (
@@ -224,8 +226,9 @@ pub fn serve_cmd(store: &str, config: &crate::config::Config, args: ServeArgs) -
     let rt = crate::runtime()?;
     rt.block_on(async move {
         let (stop_tx, stop) = watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
         let (flush_stop_tx, flush_stop) = watch::channel(false);
-        on_signal(stop_tx);
+        on_signal(Arc::clone(&stop_tx));
         let (collector, flusher) = Collector::start(store, wal.clone(), flush, flush_stop)
             .with_context(|| format!("cannot open the write-ahead log {}", wal.display()))?;
         let follower = match follow {
@@ -239,10 +242,13 @@ pub fn serve_cmd(store: &str, config: &crate::config::Config, args: ServeArgs) -
                 },
                 collector.clone(),
                 stop.clone(),
+                Arc::clone(&stop_tx),
             )?),
             None => None,
         };
         let served = serve(opts, collector.clone(), stop.clone(), None).await;
+        // A server that could not start (or stopped on an error) stops the follower too.
+        let _ = stop_tx.send(true);
         if let Some(f) = follower {
             join_follower(f).await?;
         }
@@ -263,16 +269,26 @@ pub fn serve_cmd(store: &str, config: &crate::config::Config, args: ServeArgs) -
 
 type FollowThread = std::thread::JoinHandle<Result<(), auditlake_collect::follow::FollowError>>;
 
+/// Starts the follower on its own thread. If it fails, it says so and stops the whole process
+/// (`stop_all`): a receiver that silently stopped following its log file would look healthy.
 fn start_follower(
     opts: FollowOptions,
     collector: Collector,
     stop: watch::Receiver<bool>,
+    stop_all: Arc<watch::Sender<bool>>,
 ) -> Result<FollowThread> {
     let follower = Follower::new(opts, collector)?;
     let rt = tokio::runtime::Handle::current();
     std::thread::Builder::new()
         .name("follow".into())
-        .spawn(move || follower.run(rt, stop))
+        .spawn(move || {
+            let r = follower.run(rt, stop);
+            if let Err(e) = &r {
+                tracing::error!(error = %e, "following the log file failed: stopping");
+                let _ = stop_all.send(true);
+            }
+            r
+        })
         .context("cannot start the follower")
 }
 
@@ -295,8 +311,9 @@ pub fn follow_cmd(
     let rt = crate::runtime()?;
     rt.block_on(async move {
         let (stop_tx, stop) = watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
         let (flush_stop_tx, flush_stop) = watch::channel(false);
-        on_signal(stop_tx);
+        on_signal(Arc::clone(&stop_tx));
         let wal = args.state.join("wal");
         let (collector, flusher) = Collector::start(store, wal.clone(), flush, flush_stop)
             .with_context(|| format!("cannot open the write-ahead log {}", wal.display()))?;
@@ -310,6 +327,7 @@ pub fn follow_cmd(
             },
             collector,
             stop,
+            stop_tx,
         )?;
         let followed = join_follower(follower).await;
         let _ = flush_stop_tx.send(true);

@@ -335,7 +335,7 @@ fn serve_authenticates_binds_clusters_and_stores_once() {
     let config = dir.path().join("auditlake.toml");
     std::fs::write(
         &config,
-        "[serve.clusters]\n\"apiserver-a\" = \"a\"\n\"vector-b\" = \"b\"\n",
+        "[serve.clusters]\n\"cn:apiserver-a\" = \"a\"\n\"token:vector-b\" = \"b\"\n",
     )
     .unwrap();
     let store = dir.path().join("store");

@@ -2,14 +2,14 @@
 //! single `Event`, a JSON array of events, or newline-delimited events (what Vector's `http` sink
 //! and Fluent Bit's `http` output send from a tailed log file).
 //!
-//! The body is checked item by item with the decoder the ingest uses ([`decode_event`]), so the
+//! The body is checked item by item with the decoder the ingest uses ([`decode_document`]), so the
 //! counts a client is told are the ones the store ends up with: good items are stored, the others
 //! are kept in the rejected area (masked like every reject). Both go to the write-ahead log as one
 //! JSON text per line, which the ingest then reads like any log file.
 
 use std::io::Read;
 
-use auditlake_model::decode::{DecodeOptions, decode_event};
+use auditlake_model::decode::{DecodeOptions, decode_document};
 use serde_json::value::RawValue;
 
 /// Rejects reported back to the client (all are counted, and all are kept in the store).
@@ -52,17 +52,30 @@ pub struct Parsed {
 
 impl Parsed {
     fn push(&mut self, index: usize, text: &str, opts: &DecodeOptions) {
-        match decode_event(text, opts) {
-            Ok(_) => self.accepted += 1,
-            Err(e) => {
-                self.rejected += 1;
-                if self.first_rejects.len() < REPORTED_REJECTS {
-                    self.first_rejects.push(ItemReject {
-                        item: index,
-                        error: e.to_string(),
-                    });
+        // The ingest reads each line with `decode_document` (an item may itself be an
+        // EventList): counted the same way here, so the client is told what the store gets.
+        let reject = |this: &mut Self, e: String| {
+            this.rejected += 1;
+            if this.first_rejects.len() < REPORTED_REJECTS {
+                this.first_rejects.push(ItemReject {
+                    item: index,
+                    error: e,
+                });
+            }
+        };
+        let mut errors = Vec::new();
+        let mut good = 0;
+        match decode_document(text, opts, |_, _, row| match row {
+            Ok(_) => good += 1,
+            Err(e) => errors.push(e.to_string()),
+        }) {
+            Ok(()) => {
+                self.accepted += good;
+                for e in errors {
+                    reject(self, e);
                 }
             }
+            Err(e) => reject(self, e.to_string()),
         }
         // A raw line break can only be whitespace between tokens in valid JSON (inside strings
         // it is escaped), so replacing it keeps the text's meaning and makes it one line. An

@@ -175,14 +175,25 @@ impl Collector {
 
     /// Commits one sealed segment (one ingest per cluster label in it), then deletes it.
     async fn flush_segment(&self, store: &Store, seg: &wal::Segment) -> Result<(), String> {
+        if !seg.path.exists() {
+            // Deleted by an earlier try whose directory sync failed: its commit is done.
+            wal::forget(&self.wal.stats, seg);
+            return Ok(());
+        }
         let path = seg.path.clone();
         let data = tokio::task::spawn_blocking(move || wal::read_segment(&path))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
+        let mut corrupt = data.corrupt_at;
         if let Some(at) = data.torn_at {
-            tracing::info!(segment = %seg.path.display(), offset = at,
-                "segment ends in a half-written batch (never acknowledged); read up to it");
+            if seg.may_be_torn {
+                tracing::info!(segment = %seg.path.display(), offset = at,
+                    "segment ends in a half-written batch (never acknowledged); read up to it");
+            } else {
+                // A segment sealed normally ends with a whole frame: this is damage.
+                corrupt = Some(at);
+            }
         }
         for (cluster, lines) in data.by_cluster {
             let mut opts = self.opts.ingest.clone();
@@ -214,11 +225,12 @@ impl Collector {
                 rejected = summary.rejected, version = ?summary.version, "committed");
         }
         let (dir, stats) = (self.wal.dir.clone(), Arc::clone(&self.wal.stats));
+        let metrics = Arc::clone(&self.metrics);
         let seg2 = seg.clone();
-        let corrupt = data.corrupt_at;
         tokio::task::spawn_blocking(move || match corrupt {
             None => wal::delete_segment(&dir, &stats, &seg2).map(|_| ()),
             Some(at) => wal::quarantine_segment(&dir, &stats, &seg2).map(|to| {
+                metrics.wal_corrupt.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(segment = %to.display(), offset = at,
                     "write-ahead log segment is corrupt after this offset: the batches before it are committed, the file is kept");
             }),

@@ -72,6 +72,8 @@ pub struct Metrics {
     pub ack_seconds: Histogram,
     /// Lines the follower has read and made durable.
     pub follow_lines: AtomicU64,
+    /// WAL segments found damaged and kept aside (`.wal.corrupt`).
+    pub wal_corrupt: AtomicU64,
 }
 
 impl Metrics {
@@ -143,6 +145,12 @@ impl Metrics {
             "auditlake_follow_lines_total",
             "Lines the follower made durable.",
             load(&self.follow_lines),
+        );
+        counter(
+            &mut out,
+            "auditlake_wal_corrupt_segments_total",
+            "Write-ahead log segments found damaged, kept as .wal.corrupt.",
+            load(&self.wal_corrupt),
         );
         counter(
             &mut out,

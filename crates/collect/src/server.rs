@@ -43,7 +43,8 @@ pub struct ServeOptions {
     pub tls: Option<TlsFiles>,
     /// Bearer tokens and the identity each stands for.
     pub tokens: Vec<(String, String)>,
-    /// Identity (certificate subject CN, or a token's name) -> cluster label.
+    /// Identity (`cn:<certificate subject CN>` or `token:<name in the token file>`) -> cluster
+    /// label.
     pub clusters: HashMap<String, String>,
     /// The label of any authenticated client without an entry in `clusters`.
     pub default_cluster: Option<String>,
@@ -175,7 +176,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 struct State {
     opts: ServeOptions,
     collector: Collector,
-    inflight: Semaphore,
+    inflight: Arc<Semaphore>,
     shutting_down: AtomicBool,
 }
 
@@ -195,8 +196,10 @@ impl State {
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .map(str::trim);
+        // Certificate and token identities live apart (`cn:…`, `token:…`), so that a
+        // certificate whose CN is a token's name is not that token's client.
         let identity: Option<String> = match (cert_cn, bearer) {
-            (Some(cn), _) => Some(cn.to_owned()),
+            (Some(cn), _) => Some(format!("cn:{cn}")),
             (None, Some(token)) => {
                 let mut found = None;
                 for (t, name) in &self.opts.tokens {
@@ -205,7 +208,7 @@ impl State {
                     }
                 }
                 match found {
-                    Some(name) => Some(name),
+                    Some(name) => Some(format!("token:{name}")),
                     None => {
                         return Err((StatusCode::UNAUTHORIZED, "unknown bearer token".into()));
                     }
@@ -358,7 +361,9 @@ async fn receive(
             "the write-ahead log is full: the store is behind or unreachable; retry later",
         );
     }
-    let Ok(_permit) = state.inflight.try_acquire() else {
+    // The permit goes with the parse into its thread: a client that hangs up does not free it
+    // while the parse still holds the body.
+    let Ok(permit) = Arc::clone(&state.inflight).try_acquire_owned() else {
         return error_response(StatusCode::TOO_MANY_REQUESTS, "too many requests at once");
     };
     let encoding = req
@@ -394,10 +399,10 @@ async fn receive(
     let decode = state.opts.decode.clone();
     let parsed = tokio::task::spawn_blocking(move || {
         let body = decode_content(&raw, encoding.as_deref(), limit)?;
-        parse_body(&body, &decode)
+        parse_body(&body, &decode).map(|p| (p, permit))
     })
     .await;
-    let parsed = match parsed {
+    let (parsed, _permit) = match parsed {
         Ok(Ok(p)) => p,
         Ok(Err(e @ BodyError::TooLarge { .. })) => {
             return error_response(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string());
@@ -480,7 +485,7 @@ pub async fn serve(
         let _ = b.send(local);
     }
     let state = Arc::new(State {
-        inflight: Semaphore::new(opts.max_inflight.max(1)),
+        inflight: Arc::new(Semaphore::new(opts.max_inflight.max(1))),
         opts,
         collector,
         shutting_down: AtomicBool::new(false),

@@ -2,7 +2,7 @@
 //!
 //! A folder of segments `<seq>.wal`, numbered in order. A segment is a run of frames
 //! `[len u32][crc32 u32][cluster len u16][cluster][payload]` (little-endian; the CRC covers
-//! everything after it), one per batch, the payload being the batch's items as JSON lines.
+//! the length and everything after the CRC), one per batch, the payload being the batch's items as JSON lines.
 //! One thread appends: it takes every batch waiting, writes their frames, calls `fdatasync` once
 //! for all of them (group commit) and only then answers each, so an acknowledgement always means
 //! "on disk". A segment is sealed when it reaches the flush size or the flush timer fires; the
@@ -10,8 +10,9 @@
 //! are committed. At start-up every segment found is sealed and flushed first (replay).
 //!
 //! A crash can leave the last frame of the newest segment half-written: that batch was never
-//! acknowledged, and reading stops there. A bad frame with data after it is corruption: the
-//! frames before it are flushed, and the segment is kept as `<seq>.wal.corrupt`.
+//! acknowledged, and reading stops there. Anywhere else (a segment sealed normally, a bad frame
+//! with data after it) a bad frame is corruption: the frames before it are flushed, and the
+//! segment is kept as `<seq>.wal.corrupt` for the operator (logged and counted).
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -56,6 +57,9 @@ pub struct Segment {
     pub seq: u64,
     pub path: PathBuf,
     pub bytes: u64,
+    /// Whether its last frame may be half-written without that being corruption: the newest
+    /// segment a killed process left, or one sealed after a failed write.
+    pub may_be_torn: bool,
 }
 
 /// The batches of a segment, by cluster label, as read back.
@@ -96,7 +100,10 @@ pub fn read_segment(path: &Path) -> Result<SegmentData, WalError> {
             bad(&mut out, data.len());
             break;
         }
-        if crc32fast::hash(&rest[8..end]) != crc {
+        let mut h = crc32fast::Hasher::new();
+        h.update(&rest[0..4]);
+        h.update(&rest[8..end]);
+        if h.finalize() != crc {
             bad(&mut out, at + end);
             break;
         }
@@ -115,6 +122,7 @@ fn frame(cluster: &str, payload: &[u8], out: &mut Vec<u8>) {
     let c = cluster.as_bytes();
     let c = &c[..c.len().min(u16::MAX as usize)];
     let mut h = crc32fast::Hasher::new();
+    h.update(&(payload.len() as u32).to_le_bytes());
     h.update(&(c.len() as u16).to_le_bytes());
     h.update(c);
     h.update(payload);
@@ -213,12 +221,20 @@ impl Wal {
         let stats = Arc::new(WalStats::default());
         let sealed = Arc::new(Sealed::default());
         let mut found: Vec<(u64, PathBuf, u64)> = Vec::new();
+        let mut max_seq = 0;
         for entry in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
             let entry = entry.map_err(io_err(&dir))?;
             let name = entry.file_name();
+            let name = name.to_str().unwrap_or_default();
+            // Quarantined segments keep their numbers: a new segment never takes one.
+            if let Some(seq) = name
+                .strip_suffix(".wal.corrupt")
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                max_seq = max_seq.max(seq);
+            }
             let Some(seq) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".wal"))
+                .strip_suffix(".wal")
                 .and_then(|n| n.parse::<u64>().ok())
             else {
                 continue;
@@ -227,7 +243,8 @@ impl Wal {
             found.push((seq, entry.path(), len));
         }
         found.sort();
-        let next_seq = found.last().map_or(1, |f| f.0 + 1);
+        let newest = found.last().map(|f| f.0);
+        let next_seq = found.last().map_or(0, |f| f.0).max(max_seq) + 1;
         {
             let mut q = sealed.queue.lock().map_err(|_| WalError::Closed)?;
             let mut first = stats.first_write.lock().map_err(|_| WalError::Closed)?;
@@ -238,7 +255,12 @@ impl Wal {
                 first.insert(seq, mtime);
                 stats.bytes.fetch_add(bytes, Ordering::Relaxed);
                 stats.segments.fetch_add(1, Ordering::Relaxed);
-                q.push_back(Segment { seq, path, bytes });
+                q.push_back(Segment {
+                    seq,
+                    path,
+                    bytes,
+                    may_be_torn: Some(seq) == newest,
+                });
             }
         }
         let (tx, rx) = mpsc::channel(4096);
@@ -255,6 +277,7 @@ impl Wal {
             sealed,
             current: None,
             next_seq,
+            torn: false,
             _lock: lock,
         };
         let handle = std::thread::Builder::new()
@@ -308,6 +331,8 @@ struct Appender {
     sealed: Arc<Sealed>,
     current: Option<Current>,
     next_seq: u64,
+    /// The current segment saw a failed write (its last frame may be partial).
+    torn: bool,
     _lock: File,
 }
 
@@ -369,6 +394,7 @@ impl Appender {
             if let Err(e) = &result {
                 tracing::error!(error = %e, "write-ahead log append failed");
                 // A failed write may have left a partial frame: start a new segment.
+                self.torn = true;
                 self.seal_current();
             }
             let full = self
@@ -433,6 +459,7 @@ impl Appender {
                 seq: cur.seq,
                 path: cur.path,
                 bytes: cur.bytes,
+                may_be_torn: std::mem::take(&mut self.torn),
             });
         }
         self.sealed.bell.notify_one();
@@ -460,7 +487,7 @@ pub fn quarantine_segment(
     Ok(to)
 }
 
-fn forget(stats: &WalStats, seg: &Segment) {
+pub(crate) fn forget(stats: &WalStats, seg: &Segment) {
     stats.bytes.fetch_sub(
         seg.bytes.min(stats.bytes.load(Ordering::Relaxed)),
         Ordering::Relaxed,

@@ -160,6 +160,44 @@ fn flush_options(
     Ok(opts)
 }
 
+/// What serve and follow run on: the collector (WAL and flusher), and the stop that SIGTERM and
+/// SIGINT send.
+struct Running {
+    collector: Collector,
+    flusher: tokio::task::JoinHandle<()>,
+    stop_tx: Arc<watch::Sender<bool>>,
+    stop: watch::Receiver<bool>,
+    flush_stop: watch::Sender<bool>,
+}
+
+impl Running {
+    fn start(
+        store: auditlake_store::Store,
+        wal: &std::path::Path,
+        flush: FlushOptions,
+    ) -> Result<Running> {
+        let (stop_tx, stop) = watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
+        on_signal(Arc::clone(&stop_tx));
+        let (flush_stop, flush_stop_rx) = watch::channel(false);
+        let (collector, flusher) = Collector::start(store, wal.to_path_buf(), flush, flush_stop_rx)
+            .with_context(|| format!("cannot open the write-ahead log {}", wal.display()))?;
+        Ok(Running {
+            collector,
+            flusher,
+            stop_tx,
+            stop,
+            flush_stop,
+        })
+    }
+
+    /// Commits what the WAL holds (once the receivers have stopped) and waits for the flusher.
+    async fn finish(self) {
+        let _ = self.flush_stop.send(true);
+        let _ = self.flusher.await;
+    }
+}
+
 /// SIGTERM or SIGINT -> `stop`.
 fn on_signal(stop: Arc<watch::Sender<bool>>) {
     tokio::spawn(async move {
@@ -225,12 +263,12 @@ pub fn serve_cmd(store: &str, config: &crate::config::Config, args: ServeArgs) -
     let store = crate::open_store(store)?;
     let rt = crate::runtime()?;
     rt.block_on(async move {
-        let (stop_tx, stop) = watch::channel(false);
-        let stop_tx = Arc::new(stop_tx);
-        let (flush_stop_tx, flush_stop) = watch::channel(false);
-        on_signal(Arc::clone(&stop_tx));
-        let (collector, flusher) = Collector::start(store, wal.clone(), flush, flush_stop)
-            .with_context(|| format!("cannot open the write-ahead log {}", wal.display()))?;
+        let run = Running::start(store, &wal, flush)?;
+        let (collector, stop, stop_tx) = (
+            run.collector.clone(),
+            run.stop.clone(),
+            Arc::clone(&run.stop_tx),
+        );
         let follower = match follow {
             Some(path) => Some(start_follower(
                 FollowOptions {
@@ -252,8 +290,7 @@ pub fn serve_cmd(store: &str, config: &crate::config::Config, args: ServeArgs) -
         if let Some(f) = follower {
             join_follower(f).await?;
         }
-        let _ = flush_stop_tx.send(true);
-        let _ = flusher.await;
+        run.finish().await;
         served?;
         tracing::info!(
             waiting_bytes = collector
@@ -310,13 +347,7 @@ pub fn follow_cmd(
     let store = crate::open_store(store)?;
     let rt = crate::runtime()?;
     rt.block_on(async move {
-        let (stop_tx, stop) = watch::channel(false);
-        let stop_tx = Arc::new(stop_tx);
-        let (flush_stop_tx, flush_stop) = watch::channel(false);
-        on_signal(Arc::clone(&stop_tx));
-        let wal = args.state.join("wal");
-        let (collector, flusher) = Collector::start(store, wal.clone(), flush, flush_stop)
-            .with_context(|| format!("cannot open the write-ahead log {}", wal.display()))?;
+        let run = Running::start(store, &args.state.join("wal"), flush)?;
         let follower = start_follower(
             FollowOptions {
                 path: args.path,
@@ -325,13 +356,12 @@ pub fn follow_cmd(
                 poll: Duration::from_millis(200),
                 batch_bytes: 4 << 20,
             },
-            collector,
-            stop,
-            stop_tx,
+            run.collector.clone(),
+            run.stop.clone(),
+            Arc::clone(&run.stop_tx),
         )?;
         let followed = join_follower(follower).await;
-        let _ = flush_stop_tx.send(true);
-        let _ = flusher.await;
+        run.finish().await;
         followed?;
         Ok(ExitCode::SUCCESS)
     })

@@ -882,14 +882,18 @@ fn wait_stored(store: &Path, n: u64) {
     }
 }
 
-#[test]
-fn follow_survives_rotation_gzip_and_sigkill() {
+/// A store, the follower's state folder and the log file's path (in a folder of its own).
+fn follow_dirs() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let state = dir.path().join("state");
     let logs = dir.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    let log = logs.join("audit.log");
+    let (store, state) = (dir.path().join("store"), dir.path().join("state"));
+    (dir, store, state, logs.join("audit.log"))
+}
+
+#[test]
+fn follow_survives_rotation_gzip_and_sigkill() {
+    let (_dir, store, state, log) = follow_dirs();
     append_lines(&log, 0..300);
     let mut f = follow(&store, &state, &log);
     wait_stored(&store, 300);
@@ -988,12 +992,7 @@ fn serve_follows_a_log_file_on_the_same_wal() {
 /// list made before.
 #[test]
 fn follow_finds_files_rotated_and_gzipped_behind_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let state = dir.path().join("state");
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let log = logs.join("audit.log");
+    let (_dir, store, state, log) = follow_dirs();
     append_lines(&log, 0..100);
     let mut f = follow(&store, &state, &log);
     wait_stored(&store, 100);

@@ -15,4 +15,8 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 WORK=${WORK:-$(mktemp -d)}
 echo "auditlake $(git rev-parse --short HEAD); $(nproc) cores; work dir $WORK"
+# glibc's per-thread malloc arenas make the receiver's RSS grow with the threads that parse and flush
+# (docs/deploy.md, "Memory"): deployed with MALLOC_ARENA_MAX=2, measured so here unless told otherwise.
+export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
+echo "MALLOC_ARENA_MAX=$MALLOC_ARENA_MAX"
 "$TARGET/release/examples/serve_load" "$TARGET/release/auditlake" "$WORK/store" "$SECONDS_" "$SENDERS"

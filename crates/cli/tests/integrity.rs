@@ -372,51 +372,70 @@ fn sha256_of(b: &[u8]) -> String {
         .to_owned()
 }
 
+/// The same alterations on the loopback S3 server, made with another S3 client (boto3, moto's
+/// own) behind the store's back: one store (prefix) per alteration.
 #[test]
-fn verify_on_s3_finds_a_changed_and_a_foreign_file() {
+fn verify_on_s3_finds_every_alteration() {
     let moto = crate::s3::start_moto();
     let dir = tempfile::tempdir().unwrap();
     let keys = keygen(dir.path(), "k");
-    let log = generate(dir.path(), "a.log", 3000, 2, 5);
-    let s3 = |args: &[&str]| {
+    let other = keygen(dir.path(), "other");
+    let a = generate(dir.path(), "a.log", 3000, 2, 5);
+    let b = generate(dir.path(), "b.log", 3000, 2, 6);
+    let s3 = |prefix: &str, key: &Keys, args: &[&str]| {
         let mut c = bin();
         moto.configure(&mut c);
         c.args([
             "--store",
-            "s3://auditlake/signed",
+            &format!("s3://auditlake/{prefix}"),
             "--signing-key",
-            keys.key.to_str().unwrap(),
+            key.key.to_str().unwrap(),
         ])
         .args(args);
-        c.output().unwrap()
+        let out = c.output().unwrap();
+        assert!(
+            out.status.code().is_some_and(|c| c == 0 || c == 5),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        out
     };
-    let out = s3(&["ingest", log.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let verify = |s3: &dyn Fn(&[&str]) -> Output| {
-        let out = s3(&[
-            "verify",
-            "--public-key",
-            keys.public.to_str().unwrap(),
-            "--format",
-            "json",
-        ]);
-        let v: Value =
-            serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
-        (out.status.code().unwrap_or(-1), v)
-    };
-    let (code, v) = verify(&s3);
-    assert_eq!(code, 0, "{v:#}");
-    // Alter the bucket behind the store's back, with another S3 client (boto3, moto's own).
+    let cases = [
+        "clean",
+        "flipped",
+        "deleted",
+        "foreign",
+        "rewritten",
+        "removed",
+    ];
+    for prefix in cases {
+        s3(prefix, &keys, &["ingest", a.to_str().unwrap()]);
+        s3(prefix, &keys, &["ingest", b.to_str().unwrap()]);
+    }
+    s3("resigned", &other, &["ingest", a.to_str().unwrap()]);
+    s3("resigned", &other, &["ingest", b.to_str().unwrap()]);
     let script = format!(
         r#"
-import boto3
+import boto3, json
 s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:{port}", region_name="us-east-1",
                   aws_access_key_id="test", aws_secret_access_key="test")
-keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="auditlake", Prefix="signed/date=")["Contents"])
-body = bytearray(s3.get_object(Bucket="auditlake", Key=keys[0])["Body"].read())
-body[len(body) // 2] ^= 1
-s3.put_object(Bucket="auditlake", Key=keys[0], Body=bytes(body))
-s3.put_object(Bucket="auditlake", Key=keys[1].rsplit("/", 1)[0] + "/part-99990101T000000.000Z-00000000-00001.parquet", Body=bytes(body))
+B = "auditlake"
+def data(prefix):
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=B, Prefix=prefix + "/date=")["Contents"])
+def get(key):
+    return bytearray(s3.get_object(Bucket=B, Key=key)["Body"].read())
+k = data("flipped")[0]; body = get(k); body[len(body) // 2] ^= 1
+s3.put_object(Bucket=B, Key=k, Body=bytes(body))
+s3.delete_object(Bucket=B, Key=data("deleted")[1])
+k = data("foreign")[0]
+s3.put_object(Bucket=B, Key=k.rsplit("/", 1)[0] + "/part-99990101T000000.000Z-00000000-00001.parquet", Body=bytes(get(data("clean")[0])))
+e = "rewritten/_delta_log/00000000000000000001.json"
+lines = get(e).decode().splitlines()
+info = json.loads(lines[0])
+info["commitInfo"]["auditlake"]["digest"]["added"][0]["sha256"] = "0" * 64
+lines[0] = json.dumps(info)
+s3.put_object(Bucket=B, Key=e, Body=("\n".join(lines) + "\n").encode())
+s3.delete_object(Bucket=B, Key="removed/_delta_log/00000000000000000001.json")
 "#,
         port = moto.port()
     );
@@ -425,13 +444,38 @@ s3.put_object(Bucket="auditlake", Key=keys[1].rsplit("/", 1)[0] + "/part-9999010
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let (code, v) = verify(&s3);
-    assert_eq!(code, 5, "{v:#}");
+    let verify = |prefix: &str| -> (i32, Vec<String>) {
+        let out = s3(
+            prefix,
+            &keys,
+            &[
+                "verify",
+                "--public-key",
+                keys.public.to_str().unwrap(),
+                "--format",
+                "json",
+            ],
+        );
+        let v: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+        (out.status.code().unwrap_or(-1), kinds(&v))
+    };
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    assert_eq!(verify("clean"), (0, vec![]));
+    assert_eq!(verify("flipped"), (5, s(&["file_changed"])));
+    assert_eq!(verify("deleted"), (5, s(&["file_missing"])));
+    assert_eq!(verify("foreign"), (5, s(&["file_not_in_log"])));
     assert_eq!(
-        kinds(&v),
-        vec!["file_changed".to_owned(), "file_not_in_log".to_owned()],
-        "{v:#}"
+        verify("rewritten"),
+        (5, s(&["chain_broken", "bad_signature", "file_changed"]))
     );
+    let (code, found) = verify("removed");
+    assert_eq!(code, 5);
+    assert!(
+        found.contains(&"entry_missing".to_owned()) && found.contains(&"chain_broken".to_owned()),
+        "{found:?}"
+    );
+    assert_eq!(verify("resigned"), (5, s(&["bad_signature"; 3])));
 }
 
 /// A report carries the verification of its window: clean on the signed store; after a file of

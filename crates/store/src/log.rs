@@ -1208,16 +1208,22 @@ mod tests {
                 .await
                 .unwrap();
             let kernel = store.snapshot_of(&state).unwrap();
-            let key = |s: &Snapshot| -> Vec<(String, u64, Option<u64>, Option<(Micros, Micros)>, String)> {
+            let key = |s: &Snapshot| {
                 // Both bound the largest `ts` from the millisecond statistics: delta-rs with the
                 // next millisecond, this reader with its last microsecond.
                 s.files
                     .iter()
                     .map(|f| {
                         let ts = f.ts_range.map(|(lo, hi)| (lo, (hi + 1) / 1000));
-                        (f.meta.location.to_string(), f.meta.size, f.rows, ts, f.partition.date())
+                        (
+                            f.meta.location.to_string(),
+                            f.meta.size,
+                            f.rows,
+                            ts,
+                            f.partition.date(),
+                        )
                     })
-                    .collect()
+                    .collect::<Vec<_>>()
             };
             assert_eq!(direct.version, kernel.version);
             assert_eq!(key(&direct), key(&kernel), "after version {version}");

@@ -215,6 +215,9 @@ pub struct Report {
     pub store: String,
     /// The table version the report was computed on: `--as-of <it>` computes it again.
     pub table_version: Option<u64>,
+    /// SHA-256 of the compliance scope the controls were evaluated with (every setting, defaults
+    /// included, as JSON): the same scope gives the same hash, whatever the config file's layout.
+    pub scope_sha256: String,
     pub frameworks: Vec<String>,
     pub window_from: String,
     pub window_to: String,
@@ -529,6 +532,9 @@ pub async fn build(session: &AuditSession, scope: &Scope, req: &Request) -> Resu
     };
     Ok(Report {
         generator: format!("auditlake {}", env!("CARGO_PKG_VERSION")),
+        scope_sha256: auditlake_store::integrity::sha256_hex(
+            serde_json::to_string(scope).unwrap_or_default().as_bytes(),
+        ),
         generated_at: format_canonical(chrono::Utc::now().timestamp_micros()),
         store: session.store().url().to_string(),
         table_version: session.version(),
@@ -720,7 +726,7 @@ fn render_md(r: &Report) -> String {
     let _ = writeln!(o, "# Compliance report: {}\n", frameworks_title(r));
     let _ = writeln!(
         o,
-        "- Window: {} to {} (UTC, end exclusive)\n- Store: {} (table version {})\n- Integrity: {}\n- Generated: {} by {}\n- Events in the window: {}\n- Controls: {} evaluated, {} pass, {} with findings, {} not evaluable\n",
+        "- Window: {} to {} (UTC, end exclusive)\n- Store: {} (table version {})\n- Integrity: {}\n- Scope: SHA-256 {}\n- Generated: {} by {}\n- Events in the window: {}\n- Controls: {} evaluated, {} pass, {} with findings, {} not evaluable\n",
         r.window_from,
         r.window_to,
         r.store,
@@ -728,6 +734,7 @@ fn render_md(r: &Report) -> String {
         r.integrity
             .as_ref()
             .map_or("not verified (--no-verify)".to_owned(), integrity_text),
+        r.scope_sha256,
         r.generated_at,
         r.generator,
         r.events_in_window,
@@ -937,12 +944,13 @@ fn render_html(r: &Report) -> String {
     );
     let _ = write!(
         o,
-        "<h1>{}</h1><p class=\"meta\">Window <b>{}</b> to <b>{}</b> (UTC, end exclusive) · store <b>{}</b> at table version <b id=\"table-version\">{}</b> · generated {} by {}</p>",
+        "<h1>{}</h1><p class=\"meta\">Window <b>{}</b> to <b>{}</b> (UTC, end exclusive) · store <b>{}</b> at table version <b id=\"table-version\">{}</b> · scope SHA-256 <code id=\"scope-sha256\">{}</code> · generated {} by {}</p>",
         esc(&title),
         esc(&r.window_from),
         esc(&r.window_to),
         esc(&r.store),
         version_text(r.table_version),
+        esc(&r.scope_sha256),
         esc(&r.generated_at),
         esc(&r.generator)
     );

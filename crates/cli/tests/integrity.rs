@@ -509,6 +509,32 @@ fn reports_carry_the_verification_of_their_window() {
     assert_eq!(v["integrity"]["clean"], true, "{:#}", v["integrity"]);
     assert_eq!(v["integrity"]["files_hashed"], 8);
     assert_eq!(v["integrity"]["key"].as_str().map(str::len), Some(32));
+    // The scope it was computed with, as a hash that changes with the scope.
+    let default_scope = v["scope_sha256"].as_str().unwrap().to_owned();
+    assert_eq!(default_scope.len(), 64);
+    let config = dir.path().join("scoped.toml");
+    std::fs::write(&config, "[scope]\ncde_namespaces = [\"payments\"]\n").unwrap();
+    let out = run(
+        &store,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "report",
+            "--framework",
+            "pci-dss",
+            "--from",
+            "2026-03-16",
+            "--to",
+            "2026-03-20",
+            "--no-verify",
+            "--format",
+            "json",
+        ],
+    );
+    let scoped: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+    assert_ne!(scoped["scope_sha256"].as_str().unwrap(), default_scope);
+    assert!(scoped["integrity"].is_null());
 
     let f = data_files(&store)[3].clone();
     let mut bytes = std::fs::read(&f).unwrap();

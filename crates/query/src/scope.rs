@@ -49,13 +49,13 @@ use datafusion::logical_expr::{
     Volatility,
 };
 use datafusion::prelude::SessionContext;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
 /// What the compliance controls need to know about the organisation. Every field has a default;
 /// see each field for it and for which controls read it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Scope {
     /// Namespaces of the PCI DSS cardholder data environment (globs). Default empty: PCI
@@ -110,7 +110,7 @@ pub struct Scope {
 }
 
 /// Business hours in one time zone. Defaults: Monday to Friday, 08:00 to 18:00, UTC.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BusinessHours {
     /// First hour of the working day, 0-23, inclusive.

@@ -724,10 +724,19 @@ impl Store {
             let path = path.as_string::<i32>();
             let size = int(add.column_by_name("size"))?;
             let size = size.as_primitive::<arrow::datatypes::Int64Type>();
-            let mtime = int(add.column_by_name("modificationTime"))?;
-            let mtime = mtime.as_primitive::<arrow::datatypes::Int64Type>();
-            let stats = text(add.column_by_name("stats"))?;
-            let stats = stats.as_string::<i32>();
+            // Optional in the protocol: a checkpoint without them gives no times, no statistics.
+            let mtime = add
+                .column_by_name("modificationTime")
+                .map(|c| int(Some(c)))
+                .transpose()?;
+            let mtime = mtime
+                .as_ref()
+                .map(|m| m.as_primitive::<arrow::datatypes::Int64Type>());
+            let stats = add
+                .column_by_name("stats")
+                .map(|c| text(Some(c)))
+                .transpose()?;
+            let stats = stats.as_ref().map(|s| s.as_string::<i32>());
             let parts = add
                 .column_by_name("partitionValues")
                 .ok_or_else(|| bad(&"no partitionValues"))?
@@ -749,8 +758,8 @@ impl Store {
                         path.value(i),
                         date,
                         size.value(i),
-                        mtime.value(i),
-                        (!stats.is_null(i)).then(|| stats.value(i)),
+                        mtime.map_or(0, |m| m.value(i)),
+                        stats.filter(|s| !s.is_null(i)).map(|s| s.value(i)),
                     )
                     .ok_or_else(|| {
                         bad(&format!(

@@ -73,14 +73,11 @@ struct Checkpoint {
     prev_head: String,
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+use auditlake_store::integrity::hex;
 
+/// The bytes of a checkpoint's hex fingerprint (none when it is not hex).
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
+    auditlake_store::integrity::unhex(s).unwrap_or_default()
 }
 
 /// Whether a file's content (decompressed for `.gz`) begins with `head`.

@@ -187,6 +187,14 @@ pub struct VacuumSummary {
     pub kept_for_grace: usize,
 }
 
+/// What `_delta_log/_last_checkpoint` names, as the direct snapshot reader takes it.
+enum LastCheckpoint {
+    None,
+    /// A checkpoint in several files (or a V2 one): left to delta-rs.
+    InParts,
+    Files(Version, Vec<DataFile>),
+}
+
 /// A snapshot kept by a [`Store`] and brought up to date on each read, so that a session reads
 /// only the log entries committed since its last query.
 #[derive(Default)]
@@ -677,23 +685,22 @@ impl Store {
     }
 
     /// The live files of the last checkpoint (`_last_checkpoint` and its single Parquet file,
-    /// of which only the `add` column is read), or None when there is none, or it is in parts
-    /// (then delta-rs reads it).
-    async fn read_checkpoint(&self) -> Result<Option<(Version, Vec<DataFile>)>> {
+    /// of which only the `add` column is read).
+    async fn read_checkpoint(&self) -> Result<LastCheckpoint> {
         use arrow::array::{Array, AsArray};
         use parquet::arrow::ProjectionMask;
         use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
         let path = paths::from_relative(&self.root, &format!("{LOG_DIR}/_last_checkpoint"));
         let meta: Value = match self.get_bytes(&path).await {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| self.log_err(e))?,
-            Err(e) if crate::is_not_found_error(&e) => return Ok(None),
+            Err(e) if crate::is_not_found_error(&e) => return Ok(LastCheckpoint::None),
             Err(e) => return Err(e),
         };
         let Some(version) = meta["version"].as_u64() else {
             return Err(self.log_err("_last_checkpoint without a version"));
         };
         if meta.get("parts").is_some_and(|p| !p.is_null()) || meta.get("v2Checkpoint").is_some() {
-            return Ok(None);
+            return Ok(LastCheckpoint::InParts);
         }
         let file = paths::from_relative(
             &self.root,
@@ -770,7 +777,7 @@ impl Store {
                 files.push(f);
             }
         }
-        Ok(Some((version, files)))
+        Ok(LastCheckpoint::Files(version, files))
     }
 
     /// The latest version's snapshot, read directly: the last checkpoint, then the entries
@@ -790,15 +797,14 @@ impl Store {
                 b.version,
             ),
             _ => match self.read_checkpoint().await? {
-                Some((v, fs)) if v <= latest => (
+                LastCheckpoint::Files(v, fs) if v <= latest => (
                     fs.into_iter()
                         .map(|f| (f.meta.location.clone(), f))
                         .collect(),
                     Some(v),
                 ),
-                Some(_) => return Ok(None),
-                None if self.last_checkpoint().await?.is_some() => return Ok(None),
-                None => (HashMap::new(), None),
+                LastCheckpoint::Files(..) | LastCheckpoint::InParts => return Ok(None),
+                LastCheckpoint::None => (HashMap::new(), None),
             },
         };
         let start = after.map_or(0, |v| v + 1);

@@ -50,6 +50,14 @@ fn verify(store: &Path, keys: &Keys) -> (i32, Value) {
     (out.status.code().unwrap_or(-1), v)
 }
 
+/// Verification of `store` exits 5 and names exactly `expected`, in order; returns its report.
+fn assert_found(store: &Path, keys: &Keys, expected: &[&str]) -> Value {
+    let (code, v) = verify(store, keys);
+    let expected: Vec<String> = expected.iter().map(|k| (*k).to_owned()).collect();
+    assert_eq!((code, kinds(&v)), (5, expected), "{v:#}");
+    v
+}
+
 fn kinds(v: &Value) -> Vec<String> {
     v["report"]["findings"]
         .as_array()
@@ -170,12 +178,7 @@ fn every_alteration_is_found_and_named() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x01;
     std::fs::write(&f, bytes).unwrap();
-    let (code, v) = verify(&s, &keys);
-    assert_eq!(
-        (code, kinds(&v)),
-        (5, vec!["file_changed".to_owned()]),
-        "{v:#}"
-    );
+    let v = assert_found(&s, &keys, &["file_changed"]);
     let name = f.file_name().unwrap().to_string_lossy().into_owned();
     assert!(v["findings"][0].as_str().unwrap().contains(&name), "{v:#}");
 
@@ -183,12 +186,7 @@ fn every_alteration_is_found_and_named() {
     let s = case("deleted");
     let f = data_files(&s)[2].clone();
     std::fs::remove_file(&f).unwrap();
-    let (code, v) = verify(&s, &keys);
-    assert_eq!(
-        (code, kinds(&v)),
-        (5, vec!["file_missing".to_owned()]),
-        "{v:#}"
-    );
+    assert_found(&s, &keys, &["file_missing"]);
 
     // A foreign Parquet file of valid events dropped into a day.
     let s = case("foreign");
@@ -204,12 +202,7 @@ fn every_alteration_is_found_and_named() {
             .join("part-99990101T000000.000Z-00000000-00001.parquet"),
     )
     .unwrap();
-    let (code, v) = verify(&s, &keys);
-    assert_eq!(
-        (code, kinds(&v)),
-        (5, vec!["file_not_in_log".to_owned()]),
-        "{v:#}"
-    );
+    assert_found(&s, &keys, &["file_not_in_log"]);
 
     // A digest rewritten: a file's hash in version 1 replaced (with the file changed to match,
     // as a careful forger would): the signature and the chain give it away.
@@ -232,13 +225,7 @@ fn every_alteration_is_found_and_named() {
         lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
     )
     .unwrap();
-    let (code, v) = verify(&s, &keys);
-    assert_eq!(code, 5, "{v:#}");
-    assert_eq!(
-        kinds(&v),
-        vec!["chain_broken".to_owned(), "bad_signature".to_owned()],
-        "{v:#}"
-    );
+    assert_found(&s, &keys, &["chain_broken", "bad_signature"]);
 
     // A digest (entry) removed from the middle of the chain.
     let s = case("removed");
@@ -294,12 +281,7 @@ fn every_alteration_is_found_and_named() {
         r#"{"version":1000000000000000,"size":3}"#,
     )
     .unwrap();
-    let (code, v) = verify(&s, &keys);
-    assert_eq!(
-        (code, kinds(&v)),
-        (5, vec!["snapshot_mismatch".to_owned()]),
-        "{v:#}"
-    );
+    assert_found(&s, &keys, &["snapshot_mismatch"]);
 
     // The newest entry deleted (with its files): only a version recorded elsewhere shows it.
     let s = case("truncated");
@@ -346,14 +328,11 @@ fn every_alteration_is_found_and_named() {
     let b = dir.path().join("b.log");
     signed(&s, &other, &["ingest", a.to_str().unwrap()]);
     signed(&s, &other, &["ingest", b.to_str().unwrap()]);
-    let (code, v) = verify(&s, &keys);
-    assert_eq!(code, 5, "{v:#}");
-    assert_eq!(kinds(&v), vec!["bad_signature".to_owned(); 3], "{v:#}");
+    assert_found(&s, &keys, &["bad_signature"; 3]);
     // ... and an unsigned commit among signed ones is named too.
     let s = case("unsigned");
     ok(&s, &["ingest", dir.path().join("c.log").to_str().unwrap()]);
-    let (code, v) = verify(&s, &keys);
-    assert_eq!((code, kinds(&v)), (5, vec!["unsigned".to_owned()]), "{v:#}");
+    assert_found(&s, &keys, &["unsigned"]);
 }
 
 fn sha256_of(b: &[u8]) -> String {

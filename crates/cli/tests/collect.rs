@@ -607,23 +607,18 @@ fn acknowledged_events_survive_sigkill() {
     // Restart on the same WAL: the acknowledged batches are replayed before /readyz is ready.
     let server = Server::start_on(port, store.to_str().unwrap(), &wal, &args, &[]);
     let rt = rt();
-    let started = Instant::now();
-    loop {
-        let url = server.url(false, "/readyz");
-        let ready = rt.block_on(async {
-            let r = plain_client().get(url).send().await;
-            r.is_ok_and(|r| r.status().as_u16() == 200)
-        });
-        if ready {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "never ready: {}",
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || {
+            let url = server.url(false, "/readyz");
+            rt.block_on(async {
+                let r = plain_client().get(url).send().await;
+                r.is_ok_and(|r| r.status().as_u16() == 200)
+            })
+        },
+        || format!("never ready: {}", server.log_text()),
+    );
     let stored: BTreeSet<u64> = sql_ndjson(&store, "SELECT audit_id FROM audit_events")
         .iter()
         .map(|r| {
@@ -783,19 +778,12 @@ fn s3_outage_is_absorbed_by_the_wal_and_backpressure_bounds_it() {
     assert!(wal_bytes <= 1 << 20, "the WAL holds {wal_bytes} bytes");
     // S3 is back: the WAL drains, batches are taken again.
     cut.down.store(false, Ordering::Relaxed);
-    let started = Instant::now();
-    loop {
-        let r = send(&mut acked, 50);
-        if r.status == 200 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the WAL never drained: {}",
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    eventually(
+        Duration::from_secs(120),
+        Duration::from_millis(500),
+        || send(&mut acked, 50).status == 200,
+        || format!("the WAL never drained: {}", server.log_text()),
+    );
     server.stop();
     let out = {
         let mut c = bin();
@@ -864,21 +852,32 @@ fn gzip_file(path: &Path) {
 }
 
 fn wait_stored(store: &Path, n: u64) {
-    let started = Instant::now();
-    loop {
-        let got = if store.join("_delta_log").exists() {
+    let stored = || {
+        if store.join("_delta_log").exists() {
             count(store, "SELECT count(DISTINCT audit_id) FROM audit_events")
         } else {
             0
-        };
-        if got >= n {
-            return;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{got} of {n} events stored"
-        );
-        std::thread::sleep(Duration::from_millis(300));
+    };
+    eventually(
+        Duration::from_secs(60),
+        Duration::from_millis(300),
+        || stored() >= n,
+        || format!("{} of {n} events stored", stored()),
+    );
+}
+
+/// Polls `done` every `pause` until it holds; fails with `what` after `limit`.
+fn eventually(
+    limit: Duration,
+    pause: Duration,
+    mut done: impl FnMut() -> bool,
+    what: impl Fn() -> String,
+) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{}", what());
+        std::thread::sleep(pause);
     }
 }
 

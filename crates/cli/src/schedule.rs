@@ -21,7 +21,10 @@ use croner::Cron;
 use serde::Deserialize;
 
 use crate::config::{Config, parse_age};
-use crate::report::{self, ReportFormat, Request};
+use auditlake_compliance::render::{self, Format as ReportFormat};
+use auditlake_compliance::report::{self, Request};
+
+use crate::report as command;
 
 /// One `[[schedule]]` entry of the config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -108,17 +111,28 @@ async fn run_one(
         frameworks: report::parse_frameworks(&s.framework)?,
         from,
         to,
-        max_evidence: s.max_evidence.or(s.format.evidence_cap()),
+        max_evidence: match s.format {
+            ReportFormat::Ndjson => Some(0),
+            f => s.max_evidence.or(f.evidence_cap()),
+        },
+        sample: report::DEFAULT_SAMPLE,
     };
     let opts = QueryOptions {
         scope: config.scope.clone(),
-        as_of: report::pinned(store, None).await?,
+        as_of: command::pinned(store, None).await?,
         ..Default::default()
     };
     let session = AuditSession::open(store.clone(), &opts).await?;
     let mut r = report::build(&session, &config.scope, &req).await?;
-    r.integrity = Some(report::integrity(store, config, None, from, to).await?);
-    let bytes = report::render(&r, s.format)?;
+    r.integrity = Some(command::integrity(store, config, None, from, to).await?);
+    let bytes = match s.format {
+        ReportFormat::Ndjson => {
+            let mut v = Vec::new();
+            render::ndjson(&session, &r, &req, &mut v).await?;
+            v
+        }
+        f => render::render(&r, f)?,
+    };
     let file = format!(
         "{}-{}.{}",
         s.name,

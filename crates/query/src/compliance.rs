@@ -1,19 +1,9 @@
-//! The compliance controls shipped in `sql/compliance/<framework>/`, embedded in the binary.
-//!
-//! Each control is one SQL file: a header of `-- key: value` lines (the single source of the
-//! control's documentation, read with [`Control::header`]) and one `CREATE VIEW` whose rows are
-//! evidence with at least the columns of [`EVIDENCE_COLUMNS`]. [`AuditSession::open`] creates
-//! every view and the `compliance_controls` table listing them.
-//!
-//! A report evaluates a control by selecting from its view (with a `ts` filter for the window):
-//! no rows is a pass, rows are findings, and a control whose [`Control::requires`] names a scope
-//! list that is empty ([`Scope::is_empty`]) is "not evaluable".
-//!
-//! [`AuditSession::open`]: crate::AuditSession::open
-//! [`Scope::is_empty`]: crate::Scope::is_empty
+//! Registers the compliance controls of [`auditlake_compliance::CONTROLS`] in a session: each
+//! control's view (planned on first use) and the `compliance_controls` table listing them.
 
 use std::sync::Arc;
 
+use auditlake_compliance::{CONTROLS, Control};
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::DataFusionError;
@@ -22,155 +12,6 @@ use datafusion::prelude::SessionContext;
 
 use crate::Result;
 use crate::lazy::LazyViewSchema;
-use crate::views::sql_header;
-
-/// A compliance control or detection: where its SQL lives, and the SQL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Control {
-    /// The folder under `sql/compliance/`: `pci-dss`, `soc2`, `hipaa`, `cis` or `detections`.
-    pub framework: &'static str,
-    /// The control's id in its framework (`10.2.1.2`, `CC6.1`, `164.312(b)`, `5.1.3`), with a
-    /// `/suffix` where one framework item has several views (`CC7.2/failed-access-bursts`).
-    pub id: &'static str,
-    /// The view the file creates, which is also the file's name.
-    pub view: &'static str,
-    /// The whole file: header and `CREATE VIEW`.
-    pub sql: &'static str,
-}
-
-/// The columns every control's view returns (it may return more after them).
-pub const EVIDENCE_COLUMNS: [&str; 11] = [
-    "ts",
-    "audit_id",
-    "cluster",
-    "user_name",
-    "verb",
-    "resource",
-    "subresource",
-    "namespace",
-    "name",
-    "response_code",
-    "reason",
-];
-
-/// The header keys every control file has; `requires` is there only when it applies.
-pub const REQUIRED_HEADERS: [&str; 6] =
-    ["control", "framework", "title", "finds", "why", "severity"];
-
-/// The framework folders, in report order.
-pub const FRAMEWORKS: [&str; 5] = ["pci-dss", "soc2", "hipaa", "cis", "detections"];
-
-macro_rules! controls {
-    ($($fw:literal $id:literal $view:literal;)*) => {
-        &[$(Control {
-            framework: $fw,
-            id: $id,
-            view: $view,
-            sql: include_str!(concat!("../../../sql/compliance/", $fw, "/", $view, ".sql")),
-        }),*]
-    };
-}
-
-/// Every control, grouped by framework in [`FRAMEWORKS`] order. A view may select from views
-/// listed before it.
-pub const CONTROLS: &[Control] = controls![
-    "pci-dss" "10.2.1.1" "pci_10_2_1_1_cde_access";
-    "pci-dss" "10.2.1.2" "pci_10_2_1_2_admin_actions";
-    "pci-dss" "10.2.1.3" "pci_10_2_1_3_audit_log_access";
-    "pci-dss" "10.2.1.4" "pci_10_2_1_4_invalid_access";
-    "pci-dss" "10.2.1.5" "pci_10_2_1_5_credential_changes";
-    "pci-dss" "10.2.1.6" "pci_10_2_1_6_logging_gaps";
-    "pci-dss" "10.2.1.7" "pci_10_2_1_7_system_objects";
-    "pci-dss" "10.2.2" "pci_10_2_2_missing_fields";
-    "pci-dss" "10.5.1" "pci_10_5_1_retention";
-    "soc2" "CC6.1" "soc2_cc6_1_logical_access";
-    "soc2" "CC6.2/CC6.3" "soc2_cc6_2_access_provisioning";
-    "soc2" "CC6.6/CC6.8" "soc2_cc6_6_remote_and_privileged_access";
-    "soc2" "CC7.2/failed-access-bursts" "soc2_cc7_2_failed_access_bursts";
-    "soc2" "CC7.2/anonymous-access" "soc2_cc7_2_anonymous_access";
-    "soc2" "CC7.2/off-hours-admin" "soc2_cc7_2_off_hours_admin";
-    "soc2" "CC8.1" "soc2_cc8_1_manual_changes";
-    "hipaa" "164.312(b)" "hipaa_164_312_b_audit_controls";
-    "hipaa" "164.308(a)(1)(ii)(D)" "hipaa_164_308_a_1_ii_d_activity_review";
-    "hipaa" "164.308(a)(4)" "hipaa_164_308_a_4_ephi_access";
-    "hipaa" "164.312(c)(1)" "hipaa_164_312_c_1_integrity";
-    "hipaa" "164.308(a)(5)(ii)(C)" "hipaa_164_308_a_5_ii_c_login_monitoring";
-    "cis" "1.2.1" "cis_1_2_1_anonymous_auth";
-    "cis" "1.2.17" "cis_1_2_17_audit_retention";
-    "cis" "3.2.2/secret-bodies" "cis_3_2_2_secret_bodies";
-    "cis" "3.2.2/coverage" "cis_3_2_2_policy_coverage";
-    "cis" "5.1.1" "cis_5_1_1_cluster_admin";
-    "cis" "5.1.2" "cis_5_1_2_secret_access";
-    "cis" "5.1.3" "cis_5_1_3_wildcard_roles";
-    "cis" "5.1.4" "cis_5_1_4_pod_creation";
-    "cis" "5.1.5" "cis_5_1_5_default_service_accounts";
-    "cis" "5.1.7" "cis_5_1_7_system_masters";
-    "cis" "5.1.8" "cis_5_1_8_bind_impersonate_escalate";
-    "detections" "privileged-pod" "det_privileged_pod";
-    "detections" "host-network-pod" "det_host_network_pod";
-    "detections" "host-pid-pod" "det_host_pid_pod";
-    "detections" "host-path-pod" "det_host_path_pod";
-    "detections" "exec-attach" "det_exec_attach";
-    "detections" "cluster-admin-binding" "det_cluster_admin_binding";
-    "detections" "wildcard-clusterrole" "det_wildcard_clusterrole";
-    "detections" "anonymous-allowed" "det_anonymous_allowed";
-    "detections" "secrets-listed-by-sa" "det_secrets_listed_by_service_account";
-    "detections" "token-request-other-sa" "det_token_request_other_sa";
-    "detections" "ephemeral-container" "det_ephemeral_container";
-    "detections" "node-proxy" "det_node_proxy";
-    "detections" "event-deletion" "det_event_deletion";
-    "detections" "audit-id-reuse" "audit_id_reuse";
-];
-
-impl Control {
-    /// The value of a `-- key: value` header line of the control's file.
-    pub fn header(&self, key: &str) -> Option<String> {
-        sql_header(self.sql, key)
-    }
-
-    /// The framework and its reference, e.g. "PCI DSS v4.0 Requirement 10.2.1.2".
-    pub fn reference(&self) -> String {
-        self.header("framework").unwrap_or_default()
-    }
-
-    /// One line naming what the control checks.
-    pub fn title(&self) -> String {
-        self.header("title").unwrap_or_default()
-    }
-
-    /// What an evidence row is.
-    pub fn finds(&self) -> String {
-        self.header("finds").unwrap_or_default()
-    }
-
-    /// Why it matters to an auditor or an incident responder.
-    pub fn why(&self) -> String {
-        self.header("why").unwrap_or_default()
-    }
-
-    /// `high`, `medium` or `low`.
-    pub fn severity(&self) -> String {
-        self.header("severity").unwrap_or_default()
-    }
-
-    /// The scope list setting without which the control cannot be evaluated, if any.
-    pub fn requires(&self) -> Option<String> {
-        self.header("requires")
-    }
-
-    /// Controls of one framework folder (`all` for every control).
-    pub fn of_framework(framework: &str) -> impl Iterator<Item = &'static Control> {
-        let all = framework == "all";
-        CONTROLS
-            .iter()
-            .filter(move |c| all || c.framework == framework)
-    }
-
-    /// The control that creates `view`.
-    pub fn by_view(view: &str) -> Option<&'static Control> {
-        CONTROLS.iter().find(|c| c.view == view)
-    }
-}
 
 /// Adds every control's view (planned on first use) and the `compliance_controls` table.
 pub(crate) fn register(ctx: &SessionContext, schema: &LazyViewSchema) -> Result<()> {
@@ -211,89 +52,14 @@ pub(crate) fn register(ctx: &SessionContext, schema: &LazyViewSchema) -> Result<
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
+    use std::sync::Arc;
 
-    use super::*;
+    use auditlake_compliance::CONTROLS;
+    use auditlake_compliance::controls::EVIDENCE_COLUMNS;
+    use datafusion::arrow::array::RecordBatch;
+    use datafusion::arrow::datatypes::DataType;
+
     use crate::{AuditSession, QueryOptions};
-
-    #[test]
-    fn every_control_has_its_header_and_names_its_view() {
-        let mut views = HashSet::new();
-        for c in CONTROLS {
-            assert!(
-                FRAMEWORKS.contains(&c.framework),
-                "{}: framework folder",
-                c.view
-            );
-            for key in REQUIRED_HEADERS {
-                let v = c.header(key).unwrap_or_default();
-                assert!(
-                    !v.is_empty(),
-                    "{}: header `-- {key}:` missing or empty",
-                    c.view
-                );
-            }
-            assert_eq!(
-                c.header("control").as_deref(),
-                Some(c.id),
-                "{}: -- control: vs id",
-                c.view
-            );
-            assert!(
-                ["high", "medium", "low"].contains(&c.severity().as_str()),
-                "{}: severity {:?}",
-                c.view,
-                c.severity()
-            );
-            if let Some(r) = c.requires() {
-                assert_eq!(
-                    crate::Scope::default().is_empty(&r),
-                    Some(true),
-                    "{}: requires names a list setting that is empty by default: {r}",
-                    c.view
-                );
-            }
-            assert!(
-                c.sql.contains(&format!("CREATE VIEW {} AS", c.view)),
-                "{}: the file creates a view of its own name",
-                c.view
-            );
-            assert_eq!(
-                c.sql.matches("CREATE VIEW").count(),
-                1,
-                "{}: one view per file",
-                c.view
-            );
-            assert!(views.insert(c.view), "{}: listed twice", c.view);
-        }
-        let ids: HashSet<_> = CONTROLS.iter().map(|c| (c.framework, c.id)).collect();
-        assert_eq!(
-            ids.len(),
-            CONTROLS.len(),
-            "control ids are unique per framework"
-        );
-    }
-
-    #[test]
-    fn every_sql_file_is_listed() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sql/compliance");
-        for fw in FRAMEWORKS {
-            for entry in std::fs::read_dir(root.join(fw)).expect("framework folder") {
-                let path = entry.expect("entry").path();
-                if path.extension().is_some_and(|e| e == "sql") {
-                    let view = path
-                        .file_stem()
-                        .and_then(|s| s.to_str())
-                        .unwrap_or_default();
-                    assert!(
-                        Control::by_view(view).is_some_and(|c| c.framework == fw),
-                        "{} is not in CONTROLS",
-                        path.display()
-                    );
-                }
-            }
-        }
-    }
 
     #[tokio::test]
     async fn every_view_returns_the_evidence_columns_and_the_table_lists_them_all() {

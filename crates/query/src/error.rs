@@ -13,9 +13,9 @@ pub enum Error {
     Internal(String),
     #[error(transparent)]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
-    /// The scope configuration is wrong: the user's input. `origin` is the file (or "TOML").
-    #[error("scope configuration {origin}: {message}")]
-    Scope { origin: String, message: String },
+    /// The scope, a control or a report (the compliance crate).
+    #[error(transparent)]
+    Compliance(#[from] auditlake_compliance::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -3,8 +3,8 @@
 //! Start from [`AuditSession::open`]: it registers the `audit_events` table (with its hive
 //! partition column `date`), the JSON functions (`json_get_str(request_object, 'spec',
 //! …)`, `annotations->>'authorization.k8s.io/decision'`), the views of `sql/views/`, the compliance
-//! scope ([`scope`]: a `scope` table and functions such as `is_admin(user_name, user_groups)`) and
-//! the compliance controls of `sql/compliance/` ([`compliance::CONTROLS`], `compliance_controls`).
+//! scope ([`auditlake_compliance::scope`]: a `scope` table and functions such as `is_admin(user_name, user_groups)`) and
+//! the compliance controls of `sql/compliance/` ([`CONTROLS`], `compliance_controls`).
 //!
 //! Time pruning: a predicate on `ts` (or `date`) picks the days whose files are opened
 //! ([`table::AuditEventsTable`]); inside a day, files are sorted by `ts`, so row-group statistics
@@ -18,14 +18,13 @@ mod error;
 mod guard;
 mod lazy;
 pub mod maintain;
-pub mod scope;
+mod open_requests;
 mod session;
 pub mod table;
 pub mod views;
 
-pub use compliance::{CONTROLS, Control};
+pub use auditlake_compliance::{CONTROLS, Control, Scope};
 pub use error::{Error, Result, is_not_found};
-pub use scope::Scope;
 pub use session::{AuditSession, QueryOptions};
 
 /// Helpers for the unit tests.

@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use auditlake_compliance::Scope;
 use auditlake_store::{AsOf, Store, Version};
 use datafusion::catalog::SchemaProvider;
 use datafusion::dataframe::DataFrame;
@@ -10,7 +11,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::count_by::CountByStringRule;
 use crate::lazy::LazyViewSchema;
-use crate::scope::Scope;
+use crate::open_requests::OpenRequestsTable;
 use crate::table::AuditEventsTable;
 use crate::views::VIEWS;
 use crate::{Error, Result};
@@ -86,8 +87,9 @@ impl AuditSession {
             Some(a) => Some(store.resolve_as_of(a).await?),
             None => None,
         };
-        let table = AuditEventsTable::new(store.clone(), version)?;
-        ctx.register_table("audit_events", Arc::new(table))?;
+        let table = Arc::new(AuditEventsTable::new(store.clone(), version)?);
+        ctx.register_table("audit_events", Arc::clone(&table) as _)?;
+        ctx.register_table("open_requests", Arc::new(OpenRequestsTable::new(table)))?;
 
         opts.scope.register(&ctx)?;
 
@@ -164,6 +166,38 @@ impl AuditSession {
             }
         }
         Ok(out)
+    }
+}
+
+/// The compliance evaluation runs its SQL through the session (views, scope functions and the
+/// pinned version included).
+impl auditlake_compliance::Engine for AuditSession {
+    async fn collect(
+        &self,
+        sql: &str,
+    ) -> std::result::Result<
+        Vec<datafusion::arrow::array::RecordBatch>,
+        auditlake_compliance::report::EngineError,
+    > {
+        Ok(self.sql(sql).await?.collect().await?)
+    }
+
+    async fn stream(
+        &self,
+        sql: &str,
+    ) -> std::result::Result<
+        datafusion::execution::SendableRecordBatchStream,
+        auditlake_compliance::report::EngineError,
+    > {
+        Ok(self.sql(sql).await?.execute_stream().await?)
+    }
+
+    fn store_url(&self) -> String {
+        self.store.url().to_string()
+    }
+
+    fn table_version(&self) -> Option<u64> {
+        self.version
     }
 }
 

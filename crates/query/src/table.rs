@@ -73,6 +73,22 @@ impl AuditEventsTable {
     }
 }
 
+impl AuditEventsTable {
+    /// The snapshot a scan reads now: the pinned version's, or the latest.
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        let external = |e: auditlake_store::Error| DataFusionError::External(Box::new(e));
+        Ok(match self.pinned {
+            Some(v) => self
+                .pinned_snapshot
+                .get_or_try_init(|| self.store.snapshot(Some(AsOf::Version(v))))
+                .await
+                .map_err(external)?
+                .clone(),
+            None => self.store.snapshot(None).await.map_err(external)?,
+        })
+    }
+}
+
 /// Microseconds of a timestamp literal, whatever its unit.
 fn micros(v: &ScalarValue) -> Option<(i64, i64)> {
     // (floor, ceil) in microseconds
@@ -236,17 +252,7 @@ impl TableProvider for AuditEventsTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let range = scan_range(filters);
-        let external = |e: auditlake_store::Error| DataFusionError::External(Box::new(e));
-        let snapshot = match self.pinned {
-            Some(v) => self
-                .pinned_snapshot
-                .get_or_try_init(|| self.store.snapshot(Some(AsOf::Version(v))))
-                .await
-                .map_err(external)?
-                .clone(),
-            None => self.store.snapshot(None).await.map_err(external)?,
-        };
-        let files = snapshot.files_in(range);
+        let files = self.snapshot().await?.files_in(range);
         if files.is_empty() {
             let schema = project_schema(&self.schema, projection)?;
             return Ok(Arc::new(EmptyExec::new(schema)));

@@ -7,6 +7,7 @@
 --      incidents, found weeks later, without evidence. (Numbering of CIS v1.9/v1.10; older
 --      versions number these checks differently.)
 -- severity: medium
+-- kind: finding
 CREATE VIEW cis_1_2_17_audit_retention AS
 WITH span AS (
   SELECT cluster, min(ts) AS oldest, max(ts) AS newest, count(DISTINCT date) AS days_with_events

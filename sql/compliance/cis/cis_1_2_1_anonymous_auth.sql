@@ -7,6 +7,7 @@
 -- why: anonymous authentication lets anyone who reaches the API server be authorized as
 --      system:anonymous; one careless binding then opens the cluster.
 -- severity: high
+-- kind: finding
 CREATE VIEW cis_1_2_1_anonymous_auth AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat('anonymous authentication is on: ', verb, ' ', object_ref, ' from ',

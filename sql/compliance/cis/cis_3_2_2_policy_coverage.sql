@@ -8,6 +8,7 @@
 --      policy (level None, or a rule ordering mistake); an auditor needs to know which. Evidence
 --      from data can show a gap in coverage, not prove coverage: confirm against the policy file.
 -- severity: medium
+-- kind: finding
 CREATE VIEW cis_3_2_2_policy_coverage AS
 WITH c AS (
   SELECT max(ts) AS newest,

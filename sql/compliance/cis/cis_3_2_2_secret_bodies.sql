@@ -7,6 +7,7 @@
 --      tokens) into every place the log goes. auditlake redacts Secret values on ingest, but the
 --      API server's own log file and any other sink keep them. Fix the policy rule's level.
 -- severity: high
+-- kind: finding
 CREATE VIEW cis_3_2_2_secret_bodies AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(resource, ' request recorded at level ', level, ': the audit log holds ',

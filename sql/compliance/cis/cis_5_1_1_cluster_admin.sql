@@ -7,6 +7,7 @@
 -- why: cluster-admin is every permission on every object; each binding and each identity using it
 --      should be justified, and most uses show a narrower role would do.
 -- severity: high
+-- kind: finding
 CREATE VIEW cis_5_1_1_cluster_admin AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(actor, ' bound cluster-admin: ', verb, ' ', object_ref) AS reason

@@ -6,6 +6,7 @@
 -- why: read access to Secrets is read access to every credential they hold; this shows which
 --      identities actually use it, to cut the roles that grant it.
 -- severity: medium
+-- kind: finding
 CREATE VIEW cis_5_1_2_secret_access AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(actor, ' ', verb, ' ', object_ref,

@@ -7,6 +7,7 @@
 --        body (level Request or above for RBAC, as CIS 3.2.2 recommends).
 -- why: a wildcard grants permissions that do not exist yet: every future resource, CRD and verb.
 -- severity: medium
+-- kind: finding
 CREATE VIEW cis_5_1_3_wildcard_roles AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(actor, ' ', verb, ' ', object_ref, ' with a wildcard in ',

@@ -7,6 +7,7 @@
 -- why: whoever can create a Pod can mount any Secret of its namespace and run as any of its
 --      service accounts; the identities that use that right are the ones to review.
 -- severity: low
+-- kind: finding
 CREATE VIEW cis_5_1_4_pod_creation AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(actor, ' created ', object_ref, ' directly',

@@ -7,6 +7,7 @@
 -- why: system:masters skips authorization entirely and cannot be revoked by RBAC; a certificate
 --      carrying it is a permanent cluster-admin until the CA is rotated.
 -- severity: high
+-- kind: finding
 CREATE VIEW cis_5_1_7_system_masters AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(actor, CASE WHEN coalesce(array_has(user_groups, 'system:masters'), false) THEN ' (system:masters) '

@@ -7,6 +7,7 @@
 -- why: bind and escalate let a subject grant permissions it does not hold; impersonate lets it act
 --      as anyone, including system:masters. Each is a privilege-escalation path.
 -- severity: high
+-- kind: finding
 CREATE VIEW cis_5_1_8_bind_impersonate_escalate AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(actor, ' ', verb, ' ', object_ref, ' granting ',

@@ -9,6 +9,7 @@
 --      client can give a destructive request the ID of a harmless one. A tool that keys on the
 --      audit ID alone merges the two, and the second request vanishes from the trail.
 -- severity: high
+-- kind: finding
 CREATE VIEW audit_id_reuse AS
 WITH reused AS (
   SELECT cluster, audit_id, stage, count(*) AS events

@@ -6,6 +6,7 @@
 -- why: an allowed anonymous request means some binding grants unauthenticated clients access;
 --      anyone who can reach the API server has it.
 -- severity: high
+-- kind: finding
 CREATE VIEW det_anonymous_allowed AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat('anonymous request allowed: ', verb, ' ', object_ref, ' from ',

@@ -7,6 +7,7 @@
 -- why: binding cluster-admin hands out every permission in the cluster (or namespace) in one
 --      object; it is the classic persistence and escalation step.
 -- severity: high
+-- kind: finding
 CREATE VIEW det_cluster_admin_binding AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(actor, ' ', verb, ' ', object_ref, ' binding cluster-admin to ',

@@ -6,6 +6,7 @@
 -- why: an ephemeral container runs any image inside an existing Pod, sharing its namespaces and
 --      service account, without a new Pod being created.
 -- severity: medium
+-- kind: finding
 CREATE VIEW det_ephemeral_container AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(actor, ' added an ephemeral container to pod ', name, ' in namespace ', namespace,

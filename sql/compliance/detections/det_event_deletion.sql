@@ -6,6 +6,7 @@
 -- why: Events expire on their own; deleting them is how an intruder erases the trace of failed Pods,
 --      pulled images and scheduling of what they ran.
 -- severity: high
+-- kind: finding
 CREATE VIEW det_event_deletion AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(actor, ' ', verb, ' ', object_ref) AS reason

@@ -7,6 +7,7 @@
 -- why: the Pod sees the node's interfaces, can sniff its traffic and reach services bound to
 --      localhost, such as the kubelet's.
 -- severity: medium
+-- kind: finding
 CREATE VIEW det_host_network_pod AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(actor, ' ', verb, ' ', kind_ref, ' ',

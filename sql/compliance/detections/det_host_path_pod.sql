@@ -7,6 +7,7 @@
 -- why: a hostPath mount reads or writes the node's files: the kubelet credentials, the container
 --      runtime socket, other Pods' volumes.
 -- severity: high
+-- kind: finding
 CREATE VIEW det_host_path_pod AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(actor, ' ', verb, ' ', kind_ref, ' ',

@@ -7,6 +7,7 @@
 -- why: with the host's process namespace a container can see and signal, and with privileges
 --      enter, every process of the node (nsenter -t 1).
 -- severity: high
+-- kind: finding
 CREATE VIEW det_host_pid_pod AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(actor, ' ', verb, ' ', kind_ref, ' ',

@@ -6,6 +6,7 @@
 -- why: nodes/proxy reaches the kubelet API, where /exec and /run execute commands in any Pod of the
 --      node without a pods/exec audit event, and /logs reads the node's files.
 -- severity: high
+-- kind: finding
 CREATE VIEW det_node_proxy AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(actor, ' ', verb, ' nodes/proxy on node ', name, ': ', request_uri) AS reason

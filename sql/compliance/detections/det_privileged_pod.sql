@@ -8,6 +8,7 @@
 -- why: a privileged container has every device and capability of the node: root on the host, and
 --      from there every Pod and Secret scheduled on it.
 -- severity: high
+-- kind: finding
 CREATE VIEW det_privileged_pod AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(actor, ' ', verb, ' ', kind_ref, ' ',

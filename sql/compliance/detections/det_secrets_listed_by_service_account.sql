@@ -6,6 +6,7 @@
 -- why: listing Secrets returns their values; a workload's token doing it is how a compromised
 --      Pod harvests credentials (and how over-broad operators leak them).
 -- severity: high
+-- kind: finding
 CREATE VIEW det_secrets_listed_by_service_account AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat('service account ', user_name, ' ', verb, ' ', object_ref,

@@ -7,6 +7,7 @@
 -- why: minting a token for another identity is impersonation with a credential that outlives the
 --      session; it is how a foothold becomes a more privileged service account.
 -- severity: high
+-- kind: finding
 CREATE VIEW det_token_request_other_sa AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(actor, ' obtained a token for service account ', namespace, '/', name) AS reason

@@ -5,6 +5,7 @@
 --        verbs or resources, except the API server reconciling its bootstrap roles.
 -- why: a wildcard ClusterRole is cluster-admin in disguise, and grows with every CRD installed.
 -- severity: medium
+-- kind: finding
 CREATE VIEW det_wildcard_clusterrole AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(actor, ' ', verb, ' ', object_ref, ' with wildcard rules: ',

@@ -7,6 +7,7 @@
 -- why: the rule requires regularly reviewing records of activity; this is the review list, the
 --      human activity around ePHI workloads without the routine reads of dashboards and tools.
 -- severity: medium
+-- kind: evidence
 -- requires: ephi_namespaces
 CREATE VIEW hipaa_164_308_a_1_ii_d_activity_review AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,

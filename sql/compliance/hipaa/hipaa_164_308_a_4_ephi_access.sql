@@ -9,6 +9,7 @@
 --      reaches the data directly; access must be limited to what is authorized, and this shows
 --      who actually had it.
 -- severity: high
+-- kind: evidence
 -- requires: ephi_namespaces
 CREATE VIEW hipaa_164_308_a_4_ephi_access AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,

@@ -8,6 +8,7 @@
 -- why: the rule asks for monitoring log-in attempts and reporting discrepancies; for the
 --      Kubernetes API a log-in is the authentication of each request.
 -- severity: medium
+-- kind: evidence
 CREATE VIEW hipaa_164_308_a_5_ii_c_login_monitoring AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        CASE WHEN response_code = 401

@@ -7,6 +7,7 @@
 -- why: audit controls are only a control while they record; a gap or a truncated record is a
 --      period in which activity on ePHI systems cannot be examined.
 -- severity: high
+-- kind: finding
 CREATE VIEW hipaa_164_312_b_audit_controls AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code, reason
 FROM pci_10_2_1_6_logging_gaps

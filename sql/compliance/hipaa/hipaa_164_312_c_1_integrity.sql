@@ -8,6 +8,7 @@
 -- why: whoever changes the image, the volume or the configuration of an ePHI workload can alter
 --      or destroy the data; each change should map to an authorized change.
 -- severity: medium
+-- kind: evidence
 -- requires: ephi_namespaces
 CREATE VIEW hipaa_164_312_c_1_integrity AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,

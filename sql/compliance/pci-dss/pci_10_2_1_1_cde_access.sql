@@ -7,6 +7,7 @@
 --      is reached through the CDE's Secrets, ConfigMaps, exec/attach/port-forward sessions, logs
 --      and workloads; this is the list an assessor samples.
 -- severity: medium
+-- kind: evidence
 -- requires: cde_namespaces
 CREATE VIEW pci_10_2_1_1_cde_access AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,

@@ -8,6 +8,7 @@
 --      interactive use of shared or break-glass accounts, be logged and reviewable. Discovery GETs
 --      (/api, /apis, /openapi) are left out: they are kubectl's bookkeeping, not actions.
 -- severity: medium
+-- kind: evidence
 CREATE VIEW pci_10_2_1_2_admin_actions AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(CASE WHEN scope_match('break_glass_users', user_name) THEN 'break-glass account '

@@ -9,6 +9,7 @@
 -- why: whoever can read the audit trail learns what is watched, and whoever can touch the pipeline
 --      can blind it. PCI DSS asks that access to the logs is itself logged.
 -- severity: high
+-- kind: evidence
 CREATE VIEW pci_10_2_1_3_audit_log_access AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(actor, ' ', verb, ' ', object_ref,

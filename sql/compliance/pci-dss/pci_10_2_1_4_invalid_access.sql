@@ -8,6 +8,7 @@
 -- why: repeated invalid attempts are how credential stuffing, stolen or revoked tokens and probing
 --      for permissions show up.
 -- severity: medium
+-- kind: evidence
 CREATE VIEW pci_10_2_1_4_invalid_access AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        CASE WHEN response_code = 401

@@ -10,6 +10,7 @@
 -- why: a new binding, token or certificate is a new or stronger credential; attackers persist and
 --      escalate exactly this way.
 -- severity: high
+-- kind: evidence
 CREATE VIEW pci_10_2_1_5_credential_changes AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(actor, ' ', verb, ' ', object_ref,

@@ -10,6 +10,7 @@
 --      silence means the API server, its audit backend or the shipping pipeline was down.
 --      Note: a report's window filter on ts keeps gaps that start in the window.
 -- severity: high
+-- kind: finding
 CREATE VIEW pci_10_2_1_6_logging_gaps AS
 WITH ordered AS (
   SELECT ts, audit_id, cluster,

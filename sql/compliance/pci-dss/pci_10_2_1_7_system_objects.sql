@@ -11,6 +11,7 @@
 --      API services change how the API behaves for everyone; attackers hide workloads in
 --      kube-system.
 -- severity: medium
+-- kind: evidence
 CREATE VIEW pci_10_2_1_7_system_objects AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(actor, ' ', CASE WHEN verb = 'create' THEN 'created' ELSE 'deleted' END, ' ', object_ref,

@@ -8,21 +8,8 @@
 -- why: a record without who, when, what, on what and with which outcome cannot support an
 --      investigation; this shows a lossy shipper, an old API version or a proxy that strips data.
 -- severity: medium
+-- kind: finding
 CREATE VIEW pci_10_2_2_missing_fields AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat('record lacks ', missing, ': ', coalesce(request_uri, '(no URI)')) AS reason
-FROM (
-  SELECT *,
-         concat_ws(', ',
-           CASE WHEN coalesce(user_name, '') = '' AND coalesce(response_code, 0) <> 401 THEN 'user identity' END,
-           CASE WHEN coalesce(cardinality(source_ips), 0) = 0 THEN 'origination (source IP)' END,
-           CASE WHEN coalesce(verb, '') = '' THEN 'type of event (verb)' END,
-           CASE WHEN (shape_flags & 1) <> 0 AND json_get_str(unmapped, 'requestReceivedTimestamp') IS NULL
-                THEN 'date and time (requestReceivedTimestamp)' END,
-           CASE WHEN response_code IS NULL THEN 'success or failure (response code)' END,
-           CASE WHEN resource IS NULL
-                 AND (regexp_like(request_uri, '^/api/v1/[^?]+') OR regexp_like(request_uri, '^/apis/[^/?]+/[^/?]+/[^?]+'))
-                THEN 'affected resource (objectRef)' END) AS missing
-  FROM audit_requests
-) r
-WHERE missing <> '';
+FROM incomplete_records;

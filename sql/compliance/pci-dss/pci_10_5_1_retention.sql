@@ -9,6 +9,7 @@
 -- why: an investigation of a breach found months later needs the logs of the time it began.
 --      Measured on the data actually present, not on a configured retention flag.
 -- severity: high
+-- kind: finding
 CREATE VIEW pci_10_5_1_retention AS
 WITH span AS (
   SELECT cluster, min(ts) AS oldest, max(ts) AS newest, count(DISTINCT date) AS days_with_events

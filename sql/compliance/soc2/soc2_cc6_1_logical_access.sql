@@ -11,6 +11,7 @@
 -- why: CC6.1 expects access to go through authenticated, individually attributable and centrally
 --      revocable identities. Each of these is a way around that.
 -- severity: high
+-- kind: finding
 CREATE VIEW soc2_cc6_1_logical_access AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        CASE WHEN (user_name = 'system:anonymous' OR coalesce(array_has(user_groups, 'system:unauthenticated'), false))

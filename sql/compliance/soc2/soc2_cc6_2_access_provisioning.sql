@@ -7,6 +7,7 @@
 -- why: auditors sample these changes and match each to an approved access request; a removal
 --      shows that leavers lose access.
 -- severity: medium
+-- kind: evidence
 CREATE VIEW soc2_cc6_2_access_provisioning AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat(CASE WHEN verb = 'create' THEN 'access provisioned: '

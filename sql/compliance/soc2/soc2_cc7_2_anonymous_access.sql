@@ -7,6 +7,7 @@
 -- why: an unauthenticated client asking for anything else is scanning the API server, or using an
 --      anonymous binding that someone created by mistake.
 -- severity: high
+-- kind: finding
 CREATE VIEW soc2_cc7_2_anonymous_access AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat('anonymous ', verb, ' ', object_ref, ' from ', coalesce(source_ips[1], '(no source IP)'),

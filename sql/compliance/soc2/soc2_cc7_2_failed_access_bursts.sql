@@ -8,6 +8,7 @@
 -- why: one denial is a typo; ten in five minutes is a script enumerating permissions, a stolen
 --      token being tried, or a broken deployment hammering the API, and each needs a look.
 -- severity: high
+-- kind: finding
 CREATE VIEW soc2_cc7_2_failed_access_bursts AS
 WITH failed AS (
   SELECT *, row_number() OVER (PARTITION BY actor ORDER BY ts, audit_id) AS n

@@ -8,6 +8,7 @@
 -- why: stolen administrator credentials are used when their owner is asleep; an off-hours change
 --      without a ticket is either an incident response or an incident.
 -- severity: medium
+-- kind: finding
 CREATE VIEW soc2_cc7_2_off_hours_admin AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat('administrator ', user_name, ' ', verb, ' ', object_ref, ' at ', CAST(ts AS VARCHAR),

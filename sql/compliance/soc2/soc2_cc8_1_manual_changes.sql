@@ -9,6 +9,7 @@
 -- why: where changes are meant to flow through a pipeline, a kubectl edit by a person bypasses
 --      review and testing; each such row should map to an approved emergency change.
 -- severity: medium
+-- kind: finding
 CREATE VIEW soc2_cc8_1_manual_changes AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat('manual change by ', user_name, ': ', verb, ' ', object_ref,

@@ -9,7 +9,7 @@
 //!
 //! # In SQL
 //!
-//! [`AuditSession::open`](crate::AuditSession::open) registers:
+//! The query crate's `AuditSession::open` registers (through [`Scope::register`]):
 //!
 //! | name | what it is |
 //! |---|---|
@@ -321,6 +321,17 @@ impl Scope {
             "business_hours.end_hour" => h.end_hour,
             _ => return None,
         }))
+    }
+
+    /// SHA-256 (hex) of every setting, defaults included, as JSON: the same scope gives the same
+    /// hash, whatever the config file's layout. Reports record it.
+    pub fn sha256(&self) -> String {
+        use sha2::Digest;
+        let json = serde_json::to_string(self).unwrap_or_default();
+        sha2::Sha256::digest(json.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// Registers the `scope` table and the scope functions in a session.

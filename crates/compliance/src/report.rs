@@ -1,0 +1,831 @@
+//! The evaluation of the controls over a window into a [`Report`]: what an assessor signs.
+//!
+//! An evidence control ([`Kind::Evidence`]) is `evidenced` when its events are in the window,
+//! every day of the window has audit events, and none of its rows lacks a detail PCI DSS 10.2.2
+//! requires; otherwise it is a `gap`, with the reasons. Its evidence is summarised (per day, per
+//! identity, per verb and resource) and sampled: a reproducible random sample, seeded by the
+//! window, for the assessor to trace. A finding control ([`Kind::Finding`]) passes with no rows
+//! and has `findings` otherwise. Either is `not_evaluable` when the scope it needs is empty or the
+//! window has no events. The summary counts the findings that need an answer, not evidence rows.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use auditlake_model::time::{Micros, format_canonical};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{
+    DataType, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType,
+};
+use datafusion::execution::SendableRecordBatchStream;
+use serde::Serialize;
+
+use crate::controls::{EVIDENCE_COLUMNS, FRAMEWORKS, framework_title};
+use crate::{CONTROLS, Control, Error, Kind, Result, Scope};
+
+/// An error of the engine that runs the SQL.
+pub type EngineError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs the evaluation's SQL: the query crate's `AuditSession` (every control's view, the
+/// `audit_events` table and the scope functions registered).
+pub trait Engine: Sync {
+    /// Runs one statement and collects its rows.
+    fn collect(
+        &self,
+        sql: &str,
+    ) -> impl Future<Output = Result<Vec<RecordBatch>, EngineError>> + Send;
+    /// Runs one statement, its rows as they come.
+    fn stream(
+        &self,
+        sql: &str,
+    ) -> impl Future<Output = Result<SendableRecordBatchStream, EngineError>> + Send;
+    /// The store's URL, as a report names it.
+    fn store_url(&self) -> String;
+    /// The table version the engine reads (pinned, so that every control sees the same files).
+    fn table_version(&self) -> Option<u64>;
+}
+
+/// Rows of the evidence sample when none is asked for.
+pub const DEFAULT_SAMPLE: usize = 25;
+/// Entries of the per-identity and per-action summaries.
+const SUMMARY_TOP: usize = 25;
+const DAY: i64 = 86_400_000_000;
+
+/// What to report on: frameworks and window.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub frameworks: Vec<&'static str>,
+    pub from: Micros,
+    pub to: Micros,
+    /// `None`: every evidence row.
+    pub max_evidence: Option<usize>,
+    /// Rows of each evidence control's random sample.
+    pub sample: usize,
+}
+
+/// Parses `soc2`, `pci-dss` (also `pci`), `hipaa`, `cis`, `detections` or `all`, comma-separated.
+pub fn parse_frameworks(s: &str) -> Result<Vec<&'static str>> {
+    let mut out: Vec<&'static str> = Vec::new();
+    let refused = |m: String| Err(Error::Refused(m));
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let p = part.to_ascii_lowercase();
+        if p == "all" {
+            return Ok(FRAMEWORKS.to_vec());
+        }
+        let p = if p == "pci" || p == "pci_dss" {
+            "pci-dss".to_owned()
+        } else {
+            p
+        };
+        match FRAMEWORKS.iter().find(|f| **f == p) {
+            Some(f) if !out.contains(f) => out.push(f),
+            Some(_) => {}
+            None => {
+                return refused(format!(
+                    "unknown framework {part:?}: use {} or all",
+                    FRAMEWORKS.join(", ")
+                ));
+            }
+        }
+    }
+    if out.is_empty() {
+        return refused(format!(
+            "no framework given: use {} or all",
+            FRAMEWORKS.join(", ")
+        ));
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// A finding control without rows.
+    Pass,
+    /// A finding control with rows: each needs an answer.
+    Findings,
+    /// An evidence control whose evidence is present and complete.
+    Evidenced,
+    /// An evidence control whose evidence is missing or incomplete.
+    Gap,
+    NotEvaluable,
+}
+
+impl Status {
+    /// The CSS class, as the status is spelled in JSON.
+    pub fn class(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Findings => "findings",
+            Self::Evidenced => "evidenced",
+            Self::Gap => "gap",
+            Self::NotEvaluable => "not_evaluable",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Findings => "findings",
+            Self::Evidenced => "evidenced",
+            Self::Gap => "gap",
+            Self::NotEvaluable => "not evaluable",
+        }
+    }
+
+    /// The requirement is met: evidenced, or a finding control that passes.
+    pub fn met(self) -> bool {
+        matches!(self, Self::Pass | Self::Evidenced)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Day {
+    pub date: String,
+    pub count: u64,
+}
+
+/// One entry of a summary: an identity, or a verb on a resource, and its rows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Count {
+    pub key: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Evidence {
+    pub ts: String,
+    pub audit_id: Option<String>,
+    pub cluster: Option<String>,
+    pub user_name: Option<String>,
+    pub verb: Option<String>,
+    pub resource: Option<String>,
+    pub subresource: Option<String>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub response_code: Option<i32>,
+    pub reason: Option<String>,
+}
+
+impl Evidence {
+    /// The object as one text: `resource/subresource name (namespace)`.
+    pub fn object(&self) -> String {
+        let mut s = self.resource.clone().unwrap_or_default();
+        if let Some(sub) = self.subresource.as_deref().filter(|s| !s.is_empty()) {
+            s = format!("{s}/{sub}");
+        }
+        if let Some(n) = self.name.as_deref().filter(|s| !s.is_empty()) {
+            s = format!("{s} {n}");
+        }
+        if let Some(ns) = self.namespace.as_deref().filter(|s| !s.is_empty()) {
+            s = format!("{s} ({ns})");
+        }
+        s
+    }
+}
+
+/// What an evidence control's rows are made of.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EvidenceSummary {
+    /// Distinct user names among the rows.
+    pub identities: u64,
+    /// The identities with the most rows (at most 25; `(no user)` for rows without one).
+    pub per_identity: Vec<Count>,
+    /// The verbs on resources with the most rows (at most 25).
+    pub per_action: Vec<Count>,
+}
+
+/// Evidence rows that lack details 10.2.2 requires, by what they lack.
+#[derive(Debug, Clone, Serialize)]
+pub struct Incomplete {
+    pub missing: String,
+    pub rows: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ControlResult {
+    pub framework: String,
+    pub control_id: String,
+    pub title: String,
+    pub reference: String,
+    pub view: String,
+    pub kind: Kind,
+    pub severity: String,
+    pub finds: String,
+    pub why: String,
+    pub status: Status,
+    /// Why the control could not be evaluated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_evaluable: Option<String>,
+    /// Why the evidence is missing or incomplete (evidence controls).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<String>,
+    /// Rows of the control's view in the window: evidence, or findings.
+    pub rows: u64,
+    pub per_day: Vec<Day>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<EvidenceSummary>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<Incomplete>,
+    /// A reproducible random sample of the evidence (evidence controls), by time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sample: Vec<Evidence>,
+    pub evidence_shown: usize,
+    /// The rows, by time: every one unless the report was capped (`max_evidence`).
+    pub evidence: Vec<Evidence>,
+}
+
+impl ControlResult {
+    /// Findings that need an answer (finding controls).
+    pub fn findings(&self) -> u64 {
+        if self.status == Status::Findings {
+            self.rows
+        } else {
+            0
+        }
+    }
+}
+
+/// The statuses of a set of controls.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Totals {
+    pub controls: usize,
+    /// Evidenced, or passing.
+    pub met: usize,
+    pub evidenced: usize,
+    pub pass: usize,
+    pub gaps: usize,
+    /// Finding controls with findings.
+    pub findings: usize,
+    /// Their rows: the findings that need an answer.
+    pub findings_to_answer: u64,
+    pub not_evaluable: usize,
+}
+
+impl Totals {
+    fn of<'a>(controls: impl Iterator<Item = &'a ControlResult>) -> Self {
+        let mut t = Self::default();
+        for c in controls {
+            t.controls += 1;
+            match c.status {
+                Status::Pass => t.pass += 1,
+                Status::Evidenced => t.evidenced += 1,
+                Status::Gap => t.gaps += 1,
+                Status::Findings => t.findings += 1,
+                Status::NotEvaluable => t.not_evaluable += 1,
+            }
+            t.findings_to_answer += c.findings();
+        }
+        t.met = t.pass + t.evidenced;
+        t
+    }
+}
+
+/// One framework's section of the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrameworkSummary {
+    pub framework: String,
+    pub title: String,
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
+/// The tamper evidence of the store for the report's window: the chain of digests up to
+/// `verified_version`, and the SHA-256 of every file of the window's days.
+#[derive(Debug, Clone, Serialize)]
+pub struct Integrity {
+    pub clean: bool,
+    pub verified_version: Option<u64>,
+    pub entries: u64,
+    /// Entries whose signature was checked against `key`.
+    pub signed: u64,
+    /// Fingerprint of the public key signatures were checked against (none: not checked).
+    pub key: Option<String>,
+    pub files_hashed: u64,
+    pub findings: Vec<String>,
+}
+
+impl Integrity {
+    /// One sentence: clean or not, up to which version, signed by which key.
+    pub fn text(&self) -> String {
+        let key = match &self.key {
+            Some(k) => format!("{} signed by key {k}", self.signed),
+            None => "signatures not checked (no public key)".to_owned(),
+        };
+        if self.clean {
+            format!(
+                "clean: {} log entries up to table version {} chained, {key}; {} files of the window hashed and as committed",
+                self.entries,
+                version_text(self.verified_version),
+                self.files_hashed
+            )
+        } else {
+            format!(
+                "NOT CLEAN: {} finding(s) over {} log entries up to table version {} ({key}): {}",
+                self.findings.len(),
+                self.entries,
+                version_text(self.verified_version),
+                self.findings.join("; ")
+            )
+        }
+    }
+}
+
+/// The table version as a report shows it.
+pub fn version_text(v: Option<u64>) -> String {
+    v.map_or_else(
+        || "none: no transaction log yet".to_owned(),
+        |v| v.to_string(),
+    )
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub generator: String,
+    pub generated_at: String,
+    pub store: String,
+    /// The table version the report was computed on: `--as-of <it>` computes it again.
+    pub table_version: Option<u64>,
+    /// SHA-256 of the compliance scope the controls were evaluated with (every setting, defaults
+    /// included, as JSON): the same scope gives the same hash, whatever the config file's layout.
+    pub scope_sha256: String,
+    pub frameworks: Vec<String>,
+    pub window_from: String,
+    pub window_to: String,
+    /// What seeds the evidence samples: the same window gives the same sample.
+    pub sample_seed: String,
+    pub events_in_window: u64,
+    /// Events per day of the window, every day listed (0 for a day without events).
+    pub coverage: Vec<Day>,
+    pub days_without_events: Vec<String>,
+    pub totals: Totals,
+    /// Per framework, in report order.
+    pub summary: Vec<FrameworkSummary>,
+    /// `auditlake verify` of the window's days, when run.
+    pub integrity: Option<Integrity>,
+    pub controls: Vec<ControlResult>,
+}
+
+impl Report {
+    pub fn frameworks_title(&self) -> String {
+        self.frameworks
+            .iter()
+            .map(|f| framework_title(f))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+pub(crate) fn window_sql(from: Micros, to: Micros) -> String {
+    format!(
+        "ts >= TIMESTAMP '{}' AND ts < TIMESTAMP '{}'",
+        format_canonical(from),
+        format_canonical(to)
+    )
+}
+
+async fn collect<E: Engine>(engine: &E, what: &str, sql: &str) -> Result<Vec<RecordBatch>> {
+    engine.collect(sql).await.map_err(|source| Error::Query {
+        what: format!("{what}: {sql}"),
+        source,
+    })
+}
+
+/// `(key, count)` rows of a `SELECT k, count(*)` query.
+fn counts(batches: &[RecordBatch]) -> Result<Vec<Count>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let k = cast(b.column(0), &DataType::Utf8)?;
+        let k = k.as_string::<i32>();
+        let n = cast(b.column(1), &DataType::Int64)?;
+        let n = n.as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            out.push(Count {
+                key: if k.is_valid(i) {
+                    k.value(i).to_owned()
+                } else {
+                    String::new()
+                },
+                count: n.value(i) as u64,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn days(batches: &[RecordBatch]) -> Result<Vec<Day>> {
+    Ok(counts(batches)?
+        .into_iter()
+        .map(|c| Day {
+            date: c.key,
+            count: c.count,
+        })
+        .collect())
+}
+
+/// The rows of a query of [`EVIDENCE_COLUMNS`].
+pub fn evidence_rows(b: &RecordBatch) -> Result<Vec<Evidence>> {
+    let text = |name: &str| -> Result<Vec<Option<String>>> {
+        let c = b
+            .column_by_name(name)
+            .ok_or_else(|| Error::Render(format!("evidence without column {name}")))?;
+        let c = cast(c, &DataType::Utf8)?;
+        let c = c.as_string::<i32>();
+        Ok((0..c.len())
+            .map(|i| c.is_valid(i).then(|| c.value(i).to_owned()))
+            .collect())
+    };
+    let column = |name: &str| {
+        b.column_by_name(name)
+            .ok_or_else(|| Error::Render(format!("evidence without column {name}")))
+    };
+    let ts = cast(
+        column("ts")?,
+        &DataType::Timestamp(TimeUnit::Microsecond, None),
+    )?;
+    let ts = ts.as_primitive::<TimestampMicrosecondType>();
+    let code = cast(column("response_code")?, &DataType::Int32)?;
+    let code = code.as_primitive::<Int32Type>();
+    let mut cols = Vec::new();
+    for n in [
+        "audit_id",
+        "cluster",
+        "user_name",
+        "verb",
+        "resource",
+        "subresource",
+        "namespace",
+        "name",
+        "reason",
+    ] {
+        cols.push(text(n)?.into_iter());
+    }
+    let mut next = |i: usize| cols[i].next().flatten();
+    let mut out = Vec::with_capacity(b.num_rows());
+    for i in 0..b.num_rows() {
+        out.push(Evidence {
+            ts: if ts.is_valid(i) {
+                format_canonical(ts.value(i))
+            } else {
+                String::new()
+            },
+            audit_id: next(0),
+            cluster: next(1),
+            user_name: next(2),
+            verb: next(3),
+            resource: next(4),
+            subresource: next(5),
+            namespace: next(6),
+            name: next(7),
+            response_code: code.is_valid(i).then(|| code.value(i)),
+            reason: next(8),
+        });
+    }
+    Ok(out)
+}
+
+fn evidence(batches: &[RecordBatch]) -> Result<Vec<Evidence>> {
+    let mut out = Vec::new();
+    for b in batches {
+        out.extend(evidence_rows(b)?);
+    }
+    Ok(out)
+}
+
+/// The SQL of a control's rows in the window, by time (what `evidence` and NDJSON list).
+pub fn evidence_sql(control: &Control, from: Micros, to: Micros, limit: Option<usize>) -> String {
+    format!(
+        "SELECT {} FROM {} WHERE {} ORDER BY ts, audit_id{}",
+        EVIDENCE_COLUMNS.join(", "),
+        control.view,
+        window_sql(from, to),
+        limit.map_or_else(String::new, |n| format!(" LIMIT {n}"))
+    )
+}
+
+fn sample_seed(req: &Request) -> String {
+    format!(
+        "{}/{}",
+        format_canonical(req.from),
+        format_canonical(req.to)
+    )
+}
+
+struct Context<'a> {
+    scope: &'a Scope,
+    req: &'a Request,
+    events_in_window: u64,
+    days_without_events: &'a [String],
+}
+
+async fn evaluate<E: Engine>(
+    engine: &E,
+    cx: &Context<'_>,
+    control: &Control,
+) -> Result<ControlResult> {
+    let kind = control.kind();
+    let mut r = ControlResult {
+        framework: control.framework.to_owned(),
+        control_id: control.id.to_owned(),
+        title: control.title(),
+        reference: control.reference(),
+        view: control.view.to_owned(),
+        kind,
+        severity: control.severity(),
+        finds: control.finds(),
+        why: control.why(),
+        status: match kind {
+            Kind::Evidence => Status::Evidenced,
+            Kind::Finding => Status::Pass,
+        },
+        not_evaluable: None,
+        gaps: Vec::new(),
+        rows: 0,
+        per_day: Vec::new(),
+        summary: None,
+        incomplete: Vec::new(),
+        sample: Vec::new(),
+        evidence_shown: 0,
+        evidence: Vec::new(),
+    };
+    if let Some(setting) = control.requires()
+        && cx.scope.is_empty(&setting).unwrap_or(false)
+    {
+        r.status = Status::NotEvaluable;
+        r.not_evaluable = Some(format!(
+            "the scope setting `{setting}` is empty: list the namespaces or identities it covers \
+             under [scope] in the config file"
+        ));
+        return Ok(r);
+    }
+    if cx.events_in_window == 0 {
+        r.status = Status::NotEvaluable;
+        r.not_evaluable = Some("no audit events in the window".into());
+        return Ok(r);
+    }
+    let req = cx.req;
+    let window = window_sql(req.from, req.to);
+    let view = control.view;
+    r.per_day = days(
+        &collect(
+            engine,
+            "rows per day",
+            &format!(
+                "SELECT to_char(ts, '%Y-%m-%d') AS d, count(*) AS n FROM {view} WHERE {window} \
+                 GROUP BY d ORDER BY d"
+            ),
+        )
+        .await?,
+    )?;
+    r.rows = r.per_day.iter().map(|d| d.count).sum();
+    if r.rows > 0 && req.max_evidence != Some(0) {
+        r.evidence = evidence(
+            &collect(
+                engine,
+                "rows",
+                &evidence_sql(control, req.from, req.to, req.max_evidence),
+            )
+            .await?,
+        )?;
+        r.evidence_shown = r.evidence.len();
+    }
+    match kind {
+        Kind::Finding => {
+            if r.rows > 0 {
+                r.status = Status::Findings;
+            }
+        }
+        Kind::Evidence => {
+            if r.rows == 0 {
+                r.gaps.push(
+                    "no events of this kind in the window: none happened, or the audit policy or \
+                     the shipping pipeline does not record them"
+                        .into(),
+                );
+            } else {
+                r.summary = Some(summary(engine, view, &window).await?);
+                r.sample = sample(engine, view, &window, &sample_seed(req), req.sample).await?;
+            }
+            if !cx.days_without_events.is_empty() {
+                r.gaps.push(format!(
+                    "{} day(s) of the window without any audit event ({}): whatever happened then \
+                     is not on record",
+                    cx.days_without_events.len(),
+                    cx.days_without_events.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(r)
+}
+
+async fn summary<E: Engine>(engine: &E, view: &str, window: &str) -> Result<EvidenceSummary> {
+    let identities = counts(
+        &collect(
+            engine,
+            "rows per identity",
+            &format!(
+                "SELECT coalesce(user_name, '(no user)') AS k, count(*) AS n FROM {view} \
+                 WHERE {window} GROUP BY k ORDER BY n DESC, k"
+            ),
+        )
+        .await?,
+    )?;
+    let per_action = counts(
+        &collect(
+            engine,
+            "rows per verb and resource",
+            &format!(
+                "SELECT concat(coalesce(verb, '(no verb)'), ' ', coalesce(resource, '(non-resource)'), \
+                   CASE WHEN subresource <> '' THEN '/' || subresource END) AS k, count(*) AS n \
+                 FROM {view} WHERE {window} GROUP BY k ORDER BY n DESC, k LIMIT {SUMMARY_TOP}"
+            ),
+        )
+        .await?,
+    )?;
+    Ok(EvidenceSummary {
+        identities: identities.len() as u64,
+        per_identity: identities.into_iter().take(SUMMARY_TOP).collect(),
+        per_action,
+    })
+}
+
+/// `n` rows drawn by the SHA-256 of each row's audit ID and time with the seed: the same rows for
+/// the same window and data, whatever the format or the cap; shown by time.
+async fn sample<E: Engine>(
+    engine: &E,
+    view: &str,
+    window: &str,
+    seed: &str,
+    n: usize,
+) -> Result<Vec<Evidence>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let seed = seed.replace('\'', "''");
+    let mut rows = evidence(
+        &collect(
+            engine,
+            "sample",
+            &format!(
+                "SELECT {} FROM {view} WHERE {window} \
+                 ORDER BY sha256(concat(coalesce(audit_id, ''), '|', CAST(ts AS VARCHAR), '|', '{seed}')), \
+                 ts, audit_id LIMIT {n}",
+                EVIDENCE_COLUMNS.join(", ")
+            ),
+        )
+        .await?,
+    )?;
+    rows.sort_by(|a, b| (&a.ts, &a.audit_id).cmp(&(&b.ts, &b.audit_id)));
+    Ok(rows)
+}
+
+/// Marks the evidence controls whose rows lack details 10.2.2 requires (`incomplete_records`), in
+/// one query for all of them.
+async fn incomplete<E: Engine>(
+    engine: &E,
+    controls: &mut [ControlResult],
+    window: &str,
+) -> Result<()> {
+    let views: Vec<&str> = controls
+        .iter()
+        .filter(|c| c.kind == Kind::Evidence && c.rows > 0)
+        .map(|c| c.view.as_str())
+        .collect();
+    if views.is_empty() {
+        return Ok(());
+    }
+    let union = views
+        .iter()
+        .map(|v| format!("SELECT '{v}' AS control, audit_id, ts FROM {v} WHERE {window}"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let batches = collect(
+        engine,
+        "evidence rows lacking details",
+        &format!(
+            "SELECT concat(v.control, ' ', m.missing) AS k, count(*) AS n FROM ({union}) v \
+             JOIN (SELECT audit_id, ts, missing FROM incomplete_records WHERE {window}) m \
+             ON v.audit_id = m.audit_id AND v.ts = m.ts GROUP BY k ORDER BY k"
+        ),
+    )
+    .await?;
+    for Count { key, count } in counts(&batches)? {
+        let Some((view, missing)) = key.split_once(' ') else {
+            continue;
+        };
+        if let Some(c) = controls.iter_mut().find(|c| c.view == view) {
+            c.incomplete.push(Incomplete {
+                missing: missing.to_owned(),
+                rows: count,
+            });
+        }
+    }
+    for c in controls.iter_mut().filter(|c| !c.incomplete.is_empty()) {
+        let lacking: u64 = c.incomplete.iter().map(|i| i.rows).sum();
+        let what: Vec<String> = c
+            .incomplete
+            .iter()
+            .map(|i| format!("{} lack {}", i.rows, i.missing))
+            .collect();
+        c.gaps.push(format!(
+            "{lacking} of {} evidence rows lack details PCI DSS 10.2.2 requires ({}): see \
+             pci_10_2_2_missing_fields",
+            c.rows,
+            what.join("; ")
+        ));
+    }
+    Ok(())
+}
+
+/// Evaluates every control of the requested frameworks.
+pub async fn build<E: Engine>(engine: &E, scope: &Scope, req: &Request) -> Result<Report> {
+    if req.from >= req.to {
+        return Err(Error::Refused(format!(
+            "empty window: {} is not before {}",
+            format_canonical(req.from),
+            format_canonical(req.to)
+        )));
+    }
+    let window = window_sql(req.from, req.to);
+    let per_day: BTreeMap<String, u64> = days(
+        &collect(
+            engine,
+            "events per day",
+            &format!(
+                "SELECT date, count(*) AS n FROM audit_events WHERE {window} GROUP BY date ORDER BY date"
+            ),
+        )
+        .await?,
+    )?
+    .into_iter()
+    .map(|d| (d.date, d.count))
+    .collect();
+    // Every day of the window, so that a day without events shows.
+    let mut coverage = Vec::new();
+    let mut t = req.from.div_euclid(DAY) * DAY;
+    while t < req.to {
+        let date = format_canonical(t)[..10].to_owned();
+        let count = per_day.get(&date).copied().unwrap_or(0);
+        coverage.push(Day { date, count });
+        t += DAY;
+    }
+    let events_in_window: u64 = coverage.iter().map(|d| d.count).sum();
+    let days_without_events: Vec<String> = coverage
+        .iter()
+        .filter(|d| d.count == 0)
+        .map(|d| d.date.clone())
+        .collect();
+    let cx = Context {
+        scope,
+        req,
+        events_in_window,
+        days_without_events: &days_without_events,
+    };
+    let mut controls = Vec::new();
+    for control in CONTROLS
+        .iter()
+        .filter(|c| req.frameworks.contains(&c.framework))
+    {
+        let r = evaluate(engine, &cx, control)
+            .await
+            .map_err(|e| Error::Query {
+                what: format!("control {} ({})", control.id, control.view),
+                source: Box::new(e),
+            })?;
+        controls.push(r);
+    }
+    incomplete(engine, &mut controls, &window).await?;
+    for c in controls.iter_mut().filter(|c| c.kind == Kind::Evidence) {
+        if c.status == Status::Evidenced && !c.gaps.is_empty() {
+            c.status = Status::Gap;
+        }
+    }
+    let summary = req
+        .frameworks
+        .iter()
+        .map(|f| FrameworkSummary {
+            framework: (*f).to_owned(),
+            title: framework_title(f).to_owned(),
+            totals: Totals::of(controls.iter().filter(|c| c.framework == *f)),
+        })
+        .collect();
+    Ok(Report {
+        generator: format!("auditlake {}", env!("CARGO_PKG_VERSION")),
+        scope_sha256: scope.sha256(),
+        generated_at: format_canonical(chrono::Utc::now().timestamp_micros()),
+        store: engine.store_url(),
+        table_version: engine.table_version(),
+        frameworks: req.frameworks.iter().map(|f| (*f).to_owned()).collect(),
+        window_from: format_canonical(req.from),
+        window_to: format_canonical(req.to),
+        sample_seed: sample_seed(req),
+        events_in_window,
+        coverage,
+        days_without_events,
+        totals: Totals::of(controls.iter()),
+        summary,
+        integrity: None,
+        controls,
+    })
+}

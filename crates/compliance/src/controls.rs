@@ -78,6 +78,16 @@ pub enum Kind {
     Finding,
 }
 
+impl Kind {
+    /// As the header, JSON and `compliance_controls` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Evidence => "evidence",
+            Self::Finding => "finding",
+        }
+    }
+}
+
 macro_rules! controls {
     ($($fw:literal $id:literal $view:literal;)*) => {
         &[$(Control {

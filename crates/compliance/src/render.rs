@@ -188,7 +188,7 @@ fn csv(r: &Report) -> Result<Vec<u8>> {
             c.framework.as_str(),
             &c.control_id,
             &c.title,
-            kind_label(c.kind),
+            c.kind.as_str(),
             &c.severity,
             c.status.label(),
             &rows,
@@ -220,13 +220,6 @@ fn csv(r: &Report) -> Result<Vec<u8>> {
         }
     }
     w.into_inner().map_err(|e| Error::Render(e.to_string()))
-}
-
-fn kind_label(k: Kind) -> &'static str {
-    match k {
-        Kind::Evidence => "evidence",
-        Kind::Finding => "finding",
-    }
 }
 
 /// A Markdown table cell: pipes, backslashes and the characters that start emphasis, code, links
@@ -305,6 +298,24 @@ fn markdown(r: &Report) -> String {
             f.title, s.controls, s.met, s.gaps, s.not_evaluable, s.findings, s.findings_to_answer
         );
     }
+    for f in &r.summary {
+        let list = |ids: &[String]| {
+            if ids.is_empty() {
+                "none".to_owned()
+            } else {
+                md_cell(&ids.join(", "))
+            }
+        };
+        let _ = writeln!(
+            o,
+            "\n**{}**: met: {}; with gaps: {}; findings to answer: {}; not evaluable: {}.",
+            f.title,
+            list(&f.met_controls),
+            list(&f.gap_controls),
+            list(&f.finding_controls),
+            list(&f.not_evaluable_controls)
+        );
+    }
     if !r.days_without_events.is_empty() {
         let _ = writeln!(
             o,
@@ -323,7 +334,7 @@ fn markdown(r: &Report) -> String {
             framework_title(&c.framework),
             md_cell(&c.control_id),
             md_cell(&c.title),
-            kind_label(c.kind),
+            c.kind.as_str(),
             c.severity,
             c.status.label(),
             c.rows
@@ -351,7 +362,7 @@ fn markdown(r: &Report) -> String {
             md_cell(&c.reference),
             md_cell(&c.finds),
             md_cell(&c.why),
-            kind_label(c.kind),
+            c.kind.as_str(),
             c.severity,
             c.view
         );
@@ -498,7 +509,7 @@ fn control_section(r: &Report, c: &ControlResult) -> Markup {
                 (framework_title(&c.framework)) " " (c.control_id) ": " (c.title) " "
                 span class={ "badge " (c.status.class()) } { (c.status.label()) }
             }
-            p.muted { (c.reference) " · " (kind_label(c.kind)) " control · severity " (c.severity) " · view " code { (c.view) } }
+            p.muted { (c.reference) " · " (c.kind.as_str()) " control · severity " (c.severity) " · view " code { (c.view) } }
             p { b { "Finds: " } (c.finds) }
             p { b { "Why it matters: " } (c.why) }
             @if let Some(why) = &c.not_evaluable {
@@ -534,6 +545,17 @@ fn control_section(r: &Report, c: &ControlResult) -> Markup {
                 }
                 (rows_table(&c.evidence))
             }
+        }
+    }
+}
+
+/// Control ids, comma-separated, or "none".
+fn ids(list: &[String]) -> Markup {
+    html! {
+        @if list.is_empty() { "none" }
+        @for (i, id) in list.iter().enumerate() {
+            @if i > 0 { ", " }
+            (id)
         }
     }
 }
@@ -609,16 +631,26 @@ pub fn html(r: &Report) -> Markup {
                         (r.days_without_events.join(", ")) ". Audit logging stopped, or events were not shipped."
                     }
                 }
+                h2 { "By framework" }
+                @for f in &r.summary {
+                    section.framework id=(format!("framework-{}", f.framework)) {
+                        h3 { (f.title) }
+                        p { b { "Met: " } (ids(&f.met_controls)) }
+                        p.gap-reason { b { "With gaps: " } (ids(&f.gap_controls)) }
+                        p { b { "Findings to answer: " } (ids(&f.finding_controls)) }
+                        p.muted { b { "Not evaluable: " } (ids(&f.not_evaluable_controls)) }
+                    }
+                }
                 h2 { "Controls" }
                 table #controls {
                     thead { tr { th { "Framework" } th { "Control" } th { "Title" } th { "Kind" } th { "Severity" } th { "Status" } th.num { "Rows" } } }
                     tbody {
                         @for c in &r.controls {
-                            tr data-view=(c.view) data-kind=(kind_label(c.kind)) {
+                            tr data-view=(c.view) data-kind=(c.kind.as_str()) {
                                 td { (framework_title(&c.framework)) }
                                 td { a href=(format!("#{}", c.view)) { (c.control_id) } }
                                 td { (c.title) }
-                                td { (kind_label(c.kind)) }
+                                td { (c.kind.as_str()) }
                                 td.sev { (c.severity) }
                                 td { span class={ "badge " (c.status.class()) } { (c.status.label()) } }
                                 td.num { (c.rows) }

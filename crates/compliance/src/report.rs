@@ -281,13 +281,41 @@ impl Totals {
     }
 }
 
-/// One framework's section of the summary.
+/// One framework's section of the summary: the counts, and which controls are in each state.
 #[derive(Debug, Clone, Serialize)]
 pub struct FrameworkSummary {
     pub framework: String,
     pub title: String,
     #[serde(flatten)]
     pub totals: Totals,
+    /// Control ids whose requirement is met (evidenced or passing).
+    pub met_controls: Vec<String>,
+    /// Evidence controls with a gap.
+    pub gap_controls: Vec<String>,
+    /// Finding controls with findings to answer.
+    pub finding_controls: Vec<String>,
+    pub not_evaluable_controls: Vec<String>,
+}
+
+impl FrameworkSummary {
+    fn of(framework: &str, controls: &[ControlResult]) -> Self {
+        let mine = || controls.iter().filter(move |c| c.framework == framework);
+        let ids = |keep: &dyn Fn(Status) -> bool| -> Vec<String> {
+            mine()
+                .filter(|c| keep(c.status))
+                .map(|c| c.control_id.clone())
+                .collect()
+        };
+        Self {
+            framework: framework.to_owned(),
+            title: framework_title(framework).to_owned(),
+            totals: Totals::of(mine()),
+            met_controls: ids(&Status::met),
+            gap_controls: ids(&|s| s == Status::Gap),
+            finding_controls: ids(&|s| s == Status::Findings),
+            not_evaluable_controls: ids(&|s| s == Status::NotEvaluable),
+        }
+    }
 }
 
 /// The tamper evidence of the store for the report's window: the chain of digests up to
@@ -564,47 +592,58 @@ async fn evaluate<E: Engine>(
         return Ok(r);
     }
     let req = cx.req;
-    let window = window_sql(req.from, req.to);
-    let view = control.view;
-    r.per_day = days(
-        &collect(
-            engine,
-            "rows per day",
-            &format!(
-                "SELECT to_char(ts, '%Y-%m-%d') AS d, count(*) AS n FROM {view} WHERE {window} \
-                 GROUP BY d ORDER BY d"
-            ),
-        )
-        .await?,
-    )?;
-    r.rows = r.per_day.iter().map(|d| d.count).sum();
-    if r.rows > 0 && req.max_evidence != Some(0) {
-        r.evidence = evidence(
-            &collect(
-                engine,
-                "rows",
-                &evidence_sql(control, req.from, req.to, req.max_evidence),
-            )
-            .await?,
-        )?;
-        r.evidence_shown = r.evidence.len();
-    }
     match kind {
         Kind::Finding => {
+            let window = window_sql(req.from, req.to);
+            r.per_day = days(
+                &collect(
+                    engine,
+                    "rows per day",
+                    &format!(
+                        "SELECT to_char(ts, '%Y-%m-%d') AS d, count(*) AS n FROM {} \
+                         WHERE {window} GROUP BY d ORDER BY d",
+                        control.view
+                    ),
+                )
+                .await?,
+            )?;
+            r.rows = r.per_day.iter().map(|d| d.count).sum();
             if r.rows > 0 {
                 r.status = Status::Findings;
+                if req.max_evidence != Some(0) {
+                    r.evidence = evidence(
+                        &collect(
+                            engine,
+                            "rows",
+                            &evidence_sql(control, req.from, req.to, req.max_evidence),
+                        )
+                        .await?,
+                    )?;
+                }
             }
         }
         Kind::Evidence => {
-            if r.rows == 0 {
+            // Read once, then counted, summarised and sampled here: one scan of the view instead
+            // of one per figure (the views are not materialised).
+            let rows = evidence(
+                &collect(
+                    engine,
+                    "rows",
+                    &evidence_sql(control, req.from, req.to, None),
+                )
+                .await?,
+            )?;
+            r.rows = rows.len() as u64;
+            r.per_day = per_day(&rows);
+            if rows.is_empty() {
                 r.gaps.push(
                     "no events of this kind in the window: none happened, or the audit policy or \
                      the shipping pipeline does not record them"
                         .into(),
                 );
             } else {
-                r.summary = Some(summary(engine, view, &window).await?);
-                r.sample = sample(engine, view, &window, &sample_seed(req), req.sample).await?;
+                r.summary = Some(summary(&rows));
+                r.sample = sample(&rows, &sample_seed(req), req.sample);
             }
             if !cx.days_without_events.is_empty() {
                 r.gaps.push(format!(
@@ -614,70 +653,91 @@ async fn evaluate<E: Engine>(
                     cx.days_without_events.join(", ")
                 ));
             }
+            r.evidence = rows;
+            if let Some(n) = req.max_evidence {
+                r.evidence.truncate(n);
+            }
         }
     }
+    r.evidence_shown = r.evidence.len();
     Ok(r)
 }
 
-async fn summary<E: Engine>(engine: &E, view: &str, window: &str) -> Result<EvidenceSummary> {
-    let identities = counts(
-        &collect(
-            engine,
-            "rows per identity",
-            &format!(
-                "SELECT coalesce(user_name, '(no user)') AS k, count(*) AS n FROM {view} \
-                 WHERE {window} GROUP BY k ORDER BY n DESC, k"
-            ),
-        )
-        .await?,
-    )?;
-    let per_action = counts(
-        &collect(
-            engine,
-            "rows per verb and resource",
-            &format!(
-                "SELECT concat(coalesce(verb, '(no verb)'), ' ', coalesce(resource, '(non-resource)'), \
-                   CASE WHEN subresource <> '' THEN '/' || subresource END) AS k, count(*) AS n \
-                 FROM {view} WHERE {window} GROUP BY k ORDER BY n DESC, k LIMIT {SUMMARY_TOP}"
-            ),
-        )
-        .await?,
-    )?;
-    Ok(EvidenceSummary {
-        identities: identities.len() as u64,
-        per_identity: identities.into_iter().take(SUMMARY_TOP).collect(),
+/// Rows per UTC day, from the rows' times.
+fn per_day(rows: &[Evidence]) -> Vec<Day> {
+    let mut days: BTreeMap<&str, u64> = BTreeMap::new();
+    for e in rows {
+        *days.entry(e.ts.get(..10).unwrap_or("")).or_default() += 1;
+    }
+    days.into_iter()
+        .map(|(date, count)| Day {
+            date: date.to_owned(),
+            count,
+        })
+        .collect()
+}
+
+/// The most frequent keys first (ties by key), at most [`SUMMARY_TOP`], and how many keys there are.
+fn top(keys: impl Iterator<Item = String>) -> (u64, Vec<Count>) {
+    let mut n: BTreeMap<String, u64> = BTreeMap::new();
+    for k in keys {
+        *n.entry(k).or_default() += 1;
+    }
+    let distinct = n.len() as u64;
+    let mut v: Vec<Count> = n
+        .into_iter()
+        .map(|(key, count)| Count { key, count })
+        .collect();
+    v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+    v.truncate(SUMMARY_TOP);
+    (distinct, v)
+}
+
+fn summary(rows: &[Evidence]) -> EvidenceSummary {
+    let (identities, per_identity) = top(rows.iter().map(|e| {
+        e.user_name
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "(no user)".into())
+    }));
+    let (_, per_action) = top(rows.iter().map(|e| {
+        let mut k = format!(
+            "{} {}",
+            e.verb.as_deref().unwrap_or("(no verb)"),
+            e.resource.as_deref().unwrap_or("(non-resource)")
+        );
+        if let Some(sub) = e.subresource.as_deref().filter(|s| !s.is_empty()) {
+            k = format!("{k}/{sub}");
+        }
+        k
+    }));
+    EvidenceSummary {
+        identities,
+        per_identity,
         per_action,
-    })
+    }
 }
 
 /// `n` rows drawn by the SHA-256 of each row's audit ID and time with the seed: the same rows for
 /// the same window and data, whatever the format or the cap; shown by time.
-async fn sample<E: Engine>(
-    engine: &E,
-    view: &str,
-    window: &str,
-    seed: &str,
-    n: usize,
-) -> Result<Vec<Evidence>> {
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    let seed = seed.replace('\'', "''");
-    let mut rows = evidence(
-        &collect(
-            engine,
-            "sample",
-            &format!(
-                "SELECT {} FROM {view} WHERE {window} \
-                 ORDER BY sha256(concat(coalesce(audit_id, ''), '|', CAST(ts AS VARCHAR), '|', '{seed}')), \
-                 ts, audit_id LIMIT {n}",
-                EVIDENCE_COLUMNS.join(", ")
-            ),
-        )
-        .await?,
-    )?;
-    rows.sort_by(|a, b| (&a.ts, &a.audit_id).cmp(&(&b.ts, &b.audit_id)));
-    Ok(rows)
+fn sample(rows: &[Evidence], seed: &str, n: usize) -> Vec<Evidence> {
+    use sha2::Digest;
+    let mut keyed: Vec<([u8; 32], &Evidence)> = rows
+        .iter()
+        .map(|e| {
+            let mut h = sha2::Sha256::new();
+            h.update(e.audit_id.as_deref().unwrap_or("").as_bytes());
+            h.update(b"|");
+            h.update(e.ts.as_bytes());
+            h.update(b"|");
+            h.update(seed.as_bytes());
+            (h.finalize().into(), e)
+        })
+        .collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<Evidence> = keyed.into_iter().take(n).map(|(_, e)| e.clone()).collect();
+    out.sort_by(|a, b| (&a.ts, &a.audit_id).cmp(&(&b.ts, &b.audit_id)));
+    out
 }
 
 /// Marks the evidence controls whose rows lack details 10.2.2 requires (`incomplete_records`), in
@@ -804,11 +864,7 @@ pub async fn build<E: Engine>(engine: &E, scope: &Scope, req: &Request) -> Resul
     let summary = req
         .frameworks
         .iter()
-        .map(|f| FrameworkSummary {
-            framework: (*f).to_owned(),
-            title: framework_title(f).to_owned(),
-            totals: Totals::of(controls.iter().filter(|c| c.framework == *f)),
-        })
+        .map(|f| FrameworkSummary::of(f, &controls))
         .collect();
     Ok(Report {
         generator: format!("auditlake {}", env!("CARGO_PKG_VERSION")),

@@ -27,6 +27,7 @@ pub(crate) fn register(ctx: &SessionContext, schema: &LazyViewSchema) -> Result<
         ("title", false, text(&|c| Some(c.title()))),
         ("view", false, text(&|c| Some(c.view.to_owned()))),
         ("severity", false, text(&|c| Some(c.severity()))),
+        ("kind", false, text(&|c| Some(c.kind().as_str().to_owned()))),
         ("requires", true, text(&|c| c.requires())),
         ("finds", false, text(&|c| Some(c.finds()))),
         ("why", false, text(&|c| Some(c.why()))),

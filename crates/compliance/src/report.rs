@@ -734,7 +734,7 @@ fn sample(rows: &[Evidence], seed: &str, n: usize) -> Vec<Evidence> {
             (h.finalize().into(), e)
         })
         .collect();
-    keyed.sort_unstable_by_key(|k| k.0);
+    keyed.sort_by_key(|k| k.0);
     let mut out: Vec<Evidence> = keyed.into_iter().take(n).map(|(_, e)| e.clone()).collect();
     out.sort_by(|a, b| (&a.ts, &a.audit_id).cmp(&(&b.ts, &b.audit_id)));
     out

@@ -7,6 +7,7 @@ mod generate;
 mod ingest;
 mod integrity;
 mod maintain;
+mod policy;
 mod repl;
 mod report;
 mod schedule;
@@ -88,6 +89,9 @@ enum Command {
     Keygen(integrity::KeygenArgs),
     /// Generate realistic audit traffic as JSON lines (demos, tests, benchmarks).
     Gen(generate::Args),
+    /// The Kubernetes audit policy: evaluate it on events (as the apiserver does) or lint it.
+    #[command(subcommand)]
+    Policy(policy::Args),
 }
 
 /// Options for the object store, from the environment: `AWS_*` variables, lower-cased as
@@ -167,6 +171,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Export(args) => export::run(&cli.store, args),
         Command::Gen(args) => generate::run(args),
+        Command::Policy(args) => policy::run(&cli.store, args),
         Command::Sql(args) => {
             let (config, _) = config::Config::load(cli.config.as_deref())?;
             sql::run(&cli.store, config.scope, args)

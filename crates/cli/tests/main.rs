@@ -7,6 +7,7 @@ mod evidence;
 mod ingest;
 mod integrity;
 mod maintain;
+mod policy;
 mod repl;
 mod report;
 mod s3;

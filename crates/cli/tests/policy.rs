@@ -104,7 +104,10 @@ fn lint_exits_4_on_findings_and_1_on_an_invalid_policy() {
         "{text}"
     );
     assert!(text.contains("request-received-recorded: rule 3"), "{text}");
-    assert!(!text.contains("secrets: rule"), "secrets are at Metadata: {text}");
+    assert!(
+        !text.contains("secrets: rule"),
+        "secrets are at Metadata: {text}"
+    );
     assert!(
         !text.contains("anonymous-not-recorded"),
         "the catch-all records them: {text}"

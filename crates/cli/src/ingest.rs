@@ -30,6 +30,11 @@ pub struct Args {
     /// Decoding threads (all cores by default).
     #[arg(long)]
     threads: Option<usize>,
+    /// Apply this (stricter) audit policy to what was recorded: events at level None or in an
+    /// omitted stage are not stored, bodies are removed below Request (request) and
+    /// RequestResponse (response).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<std::path::PathBuf>,
 }
 
 /// The redaction of stored events: the built-in rules, the config file's `[[redact.rules]]` and
@@ -74,6 +79,9 @@ pub fn run(store: &str, config: crate::config::Config, args: Args) -> Result<Exi
     if let Some(t) = args.threads {
         opts.threads = t;
     }
+    if let Some(p) = &args.policy {
+        opts.policy = Some(Arc::new(crate::policy::load(p)?));
+    }
     opts.decode.redact = redact_options(config.redact, &args.redact_resources, args.no_redact)?;
     let progress: Arc<dyn Progress> = if crate::stderr_is_tty() {
         let total: u64 = inputs.iter().filter_map(|i| i.size()).sum();
@@ -112,6 +120,12 @@ pub fn run(store: &str, config: crate::config::Config, args: Args) -> Result<Exi
         secs,
         summary.read as f64 / secs.max(1e-9),
     );
+    if opts.policy.is_some() {
+        eprintln!(
+            "policy: {} event(s) not stored (level None or an omitted stage), {} stored with less than was recorded",
+            summary.policy_dropped, summary.policy_slimmed
+        );
+    }
     match summary.version {
         Some(v) => eprintln!(
             "committed in {} commit(s); table version {v}",

@@ -127,3 +127,72 @@ fn lint_exits_4_on_findings_and_1_on_an_invalid_policy() {
         stderr(&out)
     );
 }
+
+/// `ingest --policy`: a stricter policy applied to what was recorded; counted.
+#[test]
+fn ingest_with_a_policy_stores_only_what_it_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let policy = dir.path().join("strict.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [ResponseStarted]\nrules:\n\
+         - level: None\n  resources:\n  - group: \"\"\n    resources: [secrets]\n\
+         - level: Request\n  resources:\n  - group: rbac.authorization.k8s.io\n\
+         - level: Metadata\n",
+    )
+    .unwrap();
+    let events = testdata("scenarios/views.jsonl");
+    let all = dir.path().join("all");
+    ok(&all, &["ingest", events.to_str().unwrap()]);
+    let out = ok(
+        &store,
+        &[
+            "ingest",
+            "--policy",
+            policy.to_str().unwrap(),
+            events.to_str().unwrap(),
+        ],
+    );
+    let n = |s: &std::path::Path, w: &str| {
+        count(s, &format!("SELECT count(*) FROM audit_events WHERE {w}"))
+    };
+    let secrets = n(&all, "resource = 'secrets'");
+    let started = n(
+        &all,
+        "stage = 'ResponseStarted' AND coalesce(resource, '') <> 'secrets'",
+    );
+    assert!(secrets > 0 && started > 0, "the scenario has both");
+    assert_eq!(n(&store, "resource = 'secrets'"), 0);
+    assert_eq!(n(&store, "stage = 'ResponseStarted'"), 0);
+    assert_eq!(n(&store, "true"), n(&all, "true") - secrets - started);
+    // Bodies: RBAC keeps its request body, not its response; everything else keeps neither.
+    assert_eq!(n(&store, "response_object IS NOT NULL"), 0);
+    assert_eq!(
+        n(
+            &store,
+            "request_object IS NOT NULL AND api_group <> 'rbac.authorization.k8s.io'"
+        ),
+        0
+    );
+    assert_eq!(
+        n(&store, "request_object IS NOT NULL"),
+        n(
+            &all,
+            "request_object IS NOT NULL AND api_group = 'rbac.authorization.k8s.io' AND stage <> 'ResponseStarted'"
+        )
+    );
+    assert_eq!(
+        n(&store, "level = 'RequestResponse'"),
+        0,
+        "levels lowered to the policy's"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "policy: {} event(s) not stored",
+            secrets + started
+        )),
+        "{err}"
+    );
+}

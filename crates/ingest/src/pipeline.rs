@@ -45,6 +45,8 @@ pub struct IngestOptions {
     /// Dedup keys (16 bytes each, plus hash-set overhead) held for days already written before
     /// the keys of idle days are dropped.
     pub max_dedup_keys: usize,
+    /// A stricter audit policy applied to what the apiserver recorded (`ingest --policy`).
+    pub policy: Option<Arc<auditlake_policy::Policy>>,
 }
 
 impl Default for IngestOptions {
@@ -59,6 +61,7 @@ impl Default for IngestOptions {
             chunk_bytes: 2 << 20,
             max_line_bytes: 64 << 20,
             max_dedup_keys: 4_000_000,
+            policy: None,
         }
     }
 }
@@ -76,6 +79,10 @@ pub struct IngestSummary {
     /// `audit_id_reuse` detection).
     pub reused_ids: u64,
     pub rejected: u64,
+    /// Events `--policy` dropped (level None, or an omitted stage), and those it slimmed
+    /// (bodies removed below Request or RequestResponse).
+    pub policy_dropped: u64,
+    pub policy_slimmed: u64,
     pub files_written: u64,
     pub bytes_written: u64,
     /// Commits to the store's log, and the table version after the last.
@@ -140,6 +147,50 @@ struct Decoded {
     parts: Vec<(Partition, RecordBatch, Vec<u128>)>,
     rejects: Vec<Reject>,
     read: u64,
+    policy_dropped: u64,
+    policy_slimmed: u64,
+}
+
+/// `ingest --policy`: what a stricter policy keeps of a recorded event.
+fn apply_policy(p: &auditlake_policy::Policy, row: &mut EventRow<'_>) -> auditlake_policy::Applied {
+    let groups: Vec<String> = row
+        .user_groups
+        .iter()
+        .flatten()
+        .map(|g| g.to_string())
+        .collect();
+    let attrs = auditlake_policy::Attributes::from_event(
+        row.user_name.as_deref(),
+        &groups,
+        row.verb.as_deref(),
+        row.namespace.as_deref(),
+        row.api_group.as_deref(),
+        row.resource.as_deref(),
+        row.subresource.as_deref(),
+        row.name.as_deref(),
+        row.request_uri.as_deref(),
+    );
+    let mut level = row.level.as_deref().map(str::to_owned);
+    let (mut req, mut resp) = (row.request_object.is_some(), row.response_object.is_some());
+    let applied = p.apply(
+        &attrs,
+        auditlake_policy::Recorded {
+            stage: row.stage.as_deref(),
+            level: &mut level,
+            request_object: &mut req,
+            response_object: &mut resp,
+        },
+    );
+    if applied == auditlake_policy::Applied::Slimmed {
+        if !req {
+            row.request_object = None;
+        }
+        if !resp {
+            row.response_object = None;
+        }
+        row.level = level.map(Into::into);
+    }
+    applied
 }
 
 /// The ID key of an event: `(audit_id, stage)`; events without an audit ID (not produced by any
@@ -239,8 +290,18 @@ impl<'o> Decoder<'o> {
             Err(e) => bad.push((item, e.to_string(), raw)),
         });
         self.out.read += rows.len() as u64;
-        for row in &rows {
-            self.accept(row);
+        for mut row in rows {
+            if let Some(p) = &self.opts.policy {
+                match apply_policy(p, &mut row) {
+                    auditlake_policy::Applied::Dropped => {
+                        self.out.policy_dropped += 1;
+                        continue;
+                    }
+                    auditlake_policy::Applied::Slimmed => self.out.policy_slimmed += 1,
+                    auditlake_policy::Applied::Kept => {}
+                }
+            }
+            self.accept(&row);
         }
         for (item, e, raw) in bad {
             self.out.read += 1;
@@ -639,6 +700,8 @@ impl Writer<'_> {
     fn add(&mut self, d: Decoded) -> Result<()> {
         self.tick += 1;
         self.summary.read += d.read;
+        self.summary.policy_dropped += d.policy_dropped;
+        self.summary.policy_slimmed += d.policy_slimmed;
         for r in d.rejects {
             self.summary.rejected += 1;
             r.to_json_line(&mut self.rejected);

@@ -378,6 +378,65 @@ impl Policy {
     }
 }
 
+/// What [`Policy::apply`] did to a recorded event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Kept as recorded.
+    Kept,
+    /// Kept with less than was recorded (bodies removed, level lowered).
+    Slimmed,
+    /// Not kept: the policy gives it level None, or omits its stage.
+    Dropped,
+}
+
+/// The recorded parts of an event that a stricter policy can take away.
+pub struct Recorded<'a> {
+    pub stage: Option<&'a str>,
+    pub level: &'a mut Option<String>,
+    pub request_object: &'a mut bool,
+    pub response_object: &'a mut bool,
+}
+
+impl Policy {
+    /// Applies the policy to an event the apiserver recorded under another (ingest --policy):
+    /// an event at level None or in an omitted stage is dropped; below Request its request body
+    /// goes, below RequestResponse its response body; the recorded level is lowered to the
+    /// policy's. A policy never adds what was not recorded. (`omitManagedFields` is not applied:
+    /// removing managedFields would rewrite the bodies.)
+    pub fn apply(&self, a: &Attributes, r: Recorded<'_>) -> Applied {
+        let d = self.evaluate(a);
+        let omitted = r
+            .stage
+            .and_then(Stage::parse)
+            .is_some_and(|s| d.omit_stages.contains(&s));
+        if d.level == Level::None || omitted {
+            return Applied::Dropped;
+        }
+        let mut slimmed = false;
+        if d.level < Level::Request && *r.request_object {
+            *r.request_object = false;
+            slimmed = true;
+        }
+        if d.level < Level::RequestResponse && *r.response_object {
+            *r.response_object = false;
+            slimmed = true;
+        }
+        let recorded = r
+            .level
+            .as_deref()
+            .and_then(|l| serde_yaml_ng::from_str::<Level>(l).ok());
+        if recorded.is_some_and(|l| l > d.level) {
+            *r.level = Some(d.level.as_str().to_owned());
+            slimmed = true;
+        }
+        if slimmed {
+            Applied::Slimmed
+        } else {
+            Applied::Kept
+        }
+    }
+}
+
 pub(crate) fn rule_matches(r: &Rule, a: &Attributes) -> bool {
     if !r.users.is_empty() && !a.user.as_ref().is_some_and(|u| r.users.contains(u)) {
         return false;

@@ -28,23 +28,13 @@ pub struct Args {
     memory_limit_mb: usize,
 }
 
-pub fn run(store: &str, args: Args) -> Result<ExitCode> {
-    let (from, to) = parse_bounds(args.from.as_deref(), args.to.as_deref())?;
-    let store = crate::open_existing_store(store)?;
-    let rt = crate::runtime()?;
-    let mut out: Box<dyn Write> = match &args.out {
-        Some(p) => Box::new(BufWriter::new(
-            File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        )),
-        None => Box::new(BufWriter::new(std::io::stdout().lock())),
-    };
-    // A merge sort by ts over the files of the range, spilling to disk past the memory limit:
-    // memory stays bounded whatever the size of a day.
-    let opts = QueryOptions {
-        memory_limit: Some(args.memory_limit_mb << 20),
-        ..Default::default()
-    };
-    let session = rt.block_on(AuditSession::open(store, &opts))?;
+/// Writes the events of `[from, to)` (`i64::MIN`/`MAX`: unbounded) as JSON lines, by time.
+pub async fn write_events(
+    session: &AuditSession,
+    from: i64,
+    to: i64,
+    out: &mut dyn Write,
+) -> Result<u64> {
     let columns: Vec<String> = audit_events_schema()
         .fields()
         .iter()
@@ -66,20 +56,38 @@ pub fn run(store: &str, args: Args) -> Result<ExitCode> {
         "SELECT {} FROM audit_events {where_clause} ORDER BY ts",
         columns.join(", ")
     );
-    let n = rt.block_on(async {
-        let mut stream = session.sql(&sql).await?.execute_stream().await?;
-        let mut n = 0u64;
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            let cols = EventColumns::new(&batch)?;
-            for i in 0..batch.num_rows() {
-                serde_json::to_writer(&mut out, &cols.row_to_json(i))?;
-                out.write_all(b"\n")?;
-                n += 1;
-            }
+    let mut stream = session.sql(&sql).await?.execute_stream().await?;
+    let mut n = 0u64;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let cols = EventColumns::new(&batch)?;
+        for i in 0..batch.num_rows() {
+            serde_json::to_writer(&mut *out, &cols.row_to_json(i))?;
+            out.write_all(b"\n")?;
+            n += 1;
         }
-        anyhow::Ok(n)
-    })?;
+    }
+    Ok(n)
+}
+
+pub fn run(store: &str, args: Args) -> Result<ExitCode> {
+    let (from, to) = parse_bounds(args.from.as_deref(), args.to.as_deref())?;
+    let store = crate::open_existing_store(store)?;
+    let rt = crate::runtime()?;
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(p) => Box::new(BufWriter::new(
+            File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    };
+    // A merge sort by ts over the files of the range, spilling to disk past the memory limit:
+    // memory stays bounded whatever the size of a day.
+    let opts = QueryOptions {
+        memory_limit: Some(args.memory_limit_mb << 20),
+        ..Default::default()
+    };
+    let session = rt.block_on(AuditSession::open(store, &opts))?;
+    let n = rt.block_on(write_events(&session, from, to, &mut out))?;
     out.flush()?;
     eprintln!("exported {n} events");
     Ok(ExitCode::SUCCESS)

@@ -11,6 +11,7 @@ mod policy;
 mod repl;
 mod report;
 mod schedule;
+mod simulate;
 mod sql;
 mod stats;
 mod time_arg;
@@ -171,7 +172,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Export(args) => export::run(&cli.store, args),
         Command::Gen(args) => generate::run(args),
-        Command::Policy(args) => policy::run(&cli.store, args),
+        Command::Policy(args) => {
+            let (config, _) = config::Config::load(cli.config.as_deref())?;
+            policy::run(&cli.store, &config, args)
+        }
         Command::Sql(args) => {
             let (config, _) = config::Config::load(cli.config.as_deref())?;
             sql::run(&cli.store, config.scope, args)

@@ -26,6 +26,33 @@ pub enum Args {
     Eval(EvalArgs),
     /// CIS 3.2.1/3.2.2 and the common mistakes; exit 4 when anything is found.
     Lint(LintArgs),
+    /// What a candidate policy would have kept of the stored history: events and bytes per day
+    /// and level, and the evidence of each control it would take away.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SimFormat {
+    Md,
+    Json,
+}
+
+#[derive(clap::Args)]
+pub struct SimulateArgs {
+    /// The candidate audit.k8s.io/v1 Policy (YAML).
+    #[arg(long)]
+    pub policy: std::path::PathBuf,
+    /// Start of the window (RFC 3339 or a date); default: --last before --to.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End of the window, exclusive; default: now.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Length of the window when --from is not given.
+    #[arg(long, default_value = "30d")]
+    pub last: String,
+    #[arg(long, value_enum, default_value = "md")]
+    pub format: SimFormat,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -66,10 +93,11 @@ pub fn load(path: &std::path::Path) -> Result<Policy> {
     Policy::from_yaml(&text).with_context(|| format!("policy {}", path.display()))
 }
 
-pub fn run(store: &str, args: Args) -> Result<ExitCode> {
+pub fn run(store: &str, config: &crate::config::Config, args: Args) -> Result<ExitCode> {
     match args {
         Args::Eval(a) => eval(store, a),
         Args::Lint(a) => lint_cmd(a),
+        Args::Simulate(a) => crate::simulate::run(store, config, a),
     }
 }
 

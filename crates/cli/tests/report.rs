@@ -514,6 +514,16 @@ fn json_and_csv_carry_every_evidence_row_and_csv_cells_are_not_formulas() {
     }
 }
 
+/// The control of a JSON report whose view is `view`.
+fn control<'a>(r: &'a Value, view: &str) -> &'a Value {
+    r["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["view"] == view)
+        .unwrap_or_else(|| panic!("no control {view}"))
+}
+
 /// The compliance scenario on three consecutive days (2026-05-04 to 06), each day a copy of the
 /// scenario's Monday with its own audit IDs; `keep` picks the days, `edit` changes each event.
 fn scenario_days(keep: &[u32], edit: &dyn Fn(&mut Value)) -> (tempfile::TempDir, PathBuf, PathBuf) {
@@ -593,12 +603,7 @@ fn evidence_is_evidenced_on_complete_data_and_a_gap_when_a_day_or_a_field_is_mis
     for v in &evidence {
         assert_eq!(complete[*v].1, "evidenced", "{v}");
     }
-    let admin = r["controls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["view"] == "pci_10_2_1_2_admin_actions")
-        .unwrap();
+    let admin = control(&r, "pci_10_2_1_2_admin_actions");
     assert_eq!(admin["per_day"].as_array().unwrap().len(), 3, "{admin}");
     assert!(
         !admin["summary"]["per_identity"]
@@ -610,13 +615,7 @@ fn evidence_is_evidenced_on_complete_data_and_a_gap_when_a_day_or_a_field_is_mis
     assert!(!sample.is_empty() && sample.len() as u64 <= admin["rows"].as_u64().unwrap());
     // The sample is reproducible: the same window draws the same rows.
     let (again, _) = statuses(&store, &config);
-    let again = again["controls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["view"] == "pci_10_2_1_2_admin_actions")
-        .unwrap()["sample"]
-        .clone();
+    let again = control(&again, "pci_10_2_1_2_admin_actions")["sample"].clone();
     assert_eq!(admin["sample"], again);
     assert_eq!(r["totals"]["gaps"], 0);
 
@@ -625,12 +624,7 @@ fn evidence_is_evidenced_on_complete_data_and_a_gap_when_a_day_or_a_field_is_mis
     let (r2, holed) = statuses(&store2, &config);
     for v in &evidence {
         assert_eq!(holed[*v].1, "gap", "{v}");
-        let c = r2["controls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["view"] == v.as_str())
-            .unwrap();
+        let c = control(&r2, v);
         assert!(
             c["gaps"].to_string().contains("2026-05-05"),
             "{v}: {}",
@@ -650,12 +644,7 @@ fn evidence_is_evidenced_on_complete_data_and_a_gap_when_a_day_or_a_field_is_mis
     let (r3, stripped) = statuses(&store3, &config);
     for v in &evidence {
         assert_eq!(stripped[*v].1, "gap", "{v}");
-        let c = r3["controls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["view"] == v.as_str())
-            .unwrap();
+        let c = control(&r3, v);
         assert!(
             c["gaps"].to_string().contains("origination (source IP)"),
             "{v}: {}",

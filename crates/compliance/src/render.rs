@@ -12,7 +12,7 @@ use futures::StreamExt;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Serialize;
 
-use crate::controls::framework_title;
+use crate::controls::{EVIDENCE_COLUMNS, framework_title};
 use crate::report::{
     ControlResult, Day, Engine, Evidence, Report, Request, Status, evidence_rows, evidence_sql,
     version_text,
@@ -161,26 +161,19 @@ pub fn neutralise(s: &str) -> std::borrow::Cow<'_, str> {
 fn csv(r: &Report) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let err = |e: csv::Error| Error::Render(e.to_string());
-    w.write_record([
-        "framework",
-        "control_id",
-        "title",
-        "kind",
-        "severity",
-        "status",
-        "rows",
-        "ts",
-        "audit_id",
-        "cluster",
-        "user_name",
-        "verb",
-        "resource",
-        "subresource",
-        "namespace",
-        "name",
-        "response_code",
-        "reason",
-    ])
+    w.write_record(
+        [
+            "framework",
+            "control_id",
+            "title",
+            "kind",
+            "severity",
+            "status",
+            "rows",
+        ]
+        .into_iter()
+        .chain(EVIDENCE_COLUMNS),
+    )
     .map_err(err)?;
     for c in &r.controls {
         let rows = c.rows.to_string();
@@ -193,7 +186,8 @@ fn csv(r: &Report) -> Result<Vec<u8>> {
             c.status.label(),
             &rows,
         ];
-        if c.evidence.is_empty() {
+        // A row for the control itself when it has no rows to list, or gaps to state.
+        if c.evidence.is_empty() || !c.gaps.is_empty() {
             let why = c.not_evaluable.clone().unwrap_or_else(|| c.gaps.join("; "));
             let mut rec: Vec<String> = head.iter().map(|s| neutralise(s).into_owned()).collect();
             rec.extend(std::iter::repeat_n(String::new(), 10));

@@ -474,18 +474,12 @@ pub fn evidence_rows(b: &RecordBatch) -> Result<Vec<Evidence>> {
     let ts = ts.as_primitive::<TimestampMicrosecondType>();
     let code = cast(column("response_code")?, &DataType::Int32)?;
     let code = code.as_primitive::<Int32Type>();
+    // Every evidence column but the two typed ones, in EVIDENCE_COLUMNS order.
     let mut cols = Vec::new();
-    for n in [
-        "audit_id",
-        "cluster",
-        "user_name",
-        "verb",
-        "resource",
-        "subresource",
-        "namespace",
-        "name",
-        "reason",
-    ] {
+    for n in EVIDENCE_COLUMNS
+        .iter()
+        .filter(|n| !matches!(**n, "ts" | "response_code"))
+    {
         cols.push(text(n)?.into_iter());
     }
     let mut next = |i: usize| cols[i].next().flatten();
@@ -523,7 +517,7 @@ fn evidence(batches: &[RecordBatch]) -> Result<Vec<Evidence>> {
 /// The SQL of a control's rows in the window, by time (what `evidence` and NDJSON list).
 pub fn evidence_sql(control: &Control, from: Micros, to: Micros, limit: Option<usize>) -> String {
     format!(
-        "SELECT {} FROM {} WHERE {} ORDER BY ts, audit_id{}",
+        "SELECT {} FROM {} WHERE {} ORDER BY ts, audit_id, cluster, reason{}",
         EVIDENCE_COLUMNS.join(", "),
         control.view,
         window_sql(from, to),
@@ -730,6 +724,10 @@ fn sample(rows: &[Evidence], seed: &str, n: usize) -> Vec<Evidence> {
             h.update(b"|");
             h.update(e.ts.as_bytes());
             h.update(b"|");
+            h.update(e.cluster.as_deref().unwrap_or("").as_bytes());
+            h.update(b"|");
+            h.update(e.reason.as_deref().unwrap_or("").as_bytes());
+            h.update(b"|");
             h.update(seed.as_bytes());
             (h.finalize().into(), e)
         })
@@ -757,7 +755,7 @@ async fn incomplete<E: Engine>(
     }
     let union = views
         .iter()
-        .map(|v| format!("SELECT '{v}' AS control, audit_id, ts FROM {v} WHERE {window}"))
+        .map(|v| format!("SELECT '{v}' AS control, audit_id, ts, cluster FROM {v} WHERE {window}"))
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
     let batches = collect(
@@ -765,8 +763,9 @@ async fn incomplete<E: Engine>(
         "evidence rows lacking details",
         &format!(
             "SELECT concat(v.control, ' ', m.missing) AS k, count(*) AS n FROM ({union}) v \
-             JOIN (SELECT audit_id, ts, missing FROM incomplete_records WHERE {window}) m \
-             ON v.audit_id = m.audit_id AND v.ts = m.ts GROUP BY k ORDER BY k"
+             JOIN (SELECT audit_id, ts, cluster, missing FROM incomplete_records WHERE {window}) m \
+             ON v.audit_id = m.audit_id AND v.ts = m.ts \
+             AND coalesce(v.cluster, '') = coalesce(m.cluster, '') GROUP BY k ORDER BY k"
         ),
     )
     .await?;

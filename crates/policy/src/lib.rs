@@ -186,8 +186,16 @@ impl Attributes {
             .to_owned();
         let resource_request = resource.is_some_and(|r| !r.is_empty());
         let mut namespace = namespace.unwrap_or("").to_owned();
-        if resource == Some("namespaces") && namespace.is_empty() {
-            namespace = name.unwrap_or("").to_owned();
+        // Only a request on the namespace itself (`/api/v1/namespaces/<n>...`) is in it; a create
+        // (POST /api/v1/namespaces) names the new namespace but is not in any.
+        if resource == Some("namespaces")
+            && namespace.is_empty()
+            && let Some(n) = path
+                .strip_prefix("/api/v1/namespaces/")
+                .and_then(|rest| rest.split('/').next())
+                .filter(|n| !n.is_empty())
+        {
+            namespace = n.to_owned();
         }
         Self {
             user: user.filter(|u| !u.is_empty()).map(str::to_owned),
@@ -219,7 +227,6 @@ fn is_dns_subdomain(s: &str) -> bool {
         && s.len() <= 253
         && s.split('.').all(|label| {
             !label.is_empty()
-                && label.len() <= 63
                 && label
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -307,7 +314,7 @@ impl Policy {
                         &format!("{u:?} must be \"*\" or start with \"/\""),
                     );
                 }
-                if u.trim_end_matches('*').contains('*') {
+                if u.find('*').is_some_and(|i| i != u.len() - 1) {
                     bad(
                         f,
                         &format!("{u:?}: \"*\" is allowed only as the final character"),

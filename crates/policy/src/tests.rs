@@ -121,6 +121,19 @@ fn namespaces_and_cluster_scope() {
         "- level: Metadata\n  namespaces: [\"\"]\n",
         &ns_list
     ));
+    // Creating a namespace names it, but the request is not in it.
+    let ns_create = Attributes::from_event(
+        Some("tim"),
+        &[],
+        Some("create"),
+        None,
+        None,
+        Some("namespaces"),
+        None,
+        Some("payments"),
+        Some("/api/v1/namespaces"),
+    );
+    assert_eq!(ns_create.namespace, "");
     // Non-resource requests never match a namespaced or resource rule.
     let version = non_resource(Some("tim"), "get", "/version");
     assert!(!matches(
@@ -290,6 +303,10 @@ fn load_time_validation_names_the_rule_and_field() {
         "{e:?}"
     );
     assert!(e[1].starts_with("rules[0].omitStages[0]"), "{e:?}");
+    let e = err(&format!(
+        "{head}rules:\n- level: None\n  nonResourceURLs: [/x**]\n"
+    ));
+    assert!(e[0].contains("only as the final character"), "{e:?}");
     let e = err(&format!(
         "{head}rules:\n- level: None\n  nonResourceURLs: [healthz, \"/a*b\"]\n"
     ));

@@ -14,6 +14,7 @@ mod schedule;
 mod simulate;
 mod sql;
 mod stats;
+mod suggest;
 mod time_arg;
 
 use std::io::IsTerminal;

@@ -29,6 +29,9 @@ pub enum Args {
     /// What a candidate policy would have kept of the stored history: events and bytes per day
     /// and level, and the evidence of each control it would take away.
     Simulate(SimulateArgs),
+    /// A policy from the history that keeps every control's evidence and drops the reads nothing
+    /// uses (YAML on standard output, its simulation on standard error).
+    Suggest(crate::suggest::SuggestArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -98,6 +101,7 @@ pub fn run(store: &str, config: &crate::config::Config, args: Args) -> Result<Ex
         Args::Eval(a) => eval(store, a),
         Args::Lint(a) => lint_cmd(a),
         Args::Simulate(a) => crate::simulate::run(store, config, a),
+        Args::Suggest(a) => crate::suggest::run(store, config, a),
     }
 }
 

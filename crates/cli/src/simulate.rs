@@ -29,7 +29,7 @@ use crate::policy::{SimFormat, SimulateArgs};
 
 /// Controls that read the store's whole history (its span, its newest event, every kind of
 /// request ever seen): the simulated store holds only the window, so they are not compared.
-const WHOLE_HISTORY: [&str; 5] = [
+pub const WHOLE_HISTORY: [&str; 5] = [
     "pci_10_5_1_retention",
     "cis_1_2_17_audit_retention",
     "cis_3_2_2_policy_coverage",
@@ -109,13 +109,33 @@ pub fn run(store: &str, config: &Config, a: SimulateArgs) -> Result<ExitCode> {
     let (from, to) = crate::report::window(a.from.as_deref(), a.to.as_deref(), &a.last)?;
     let store = crate::open_existing_store(store)?;
     let rt = crate::runtime()?;
+    let name = a.policy.display().to_string();
+    let s = simulate(&rt, &store, config, &policy, &name, from, to)?;
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        SimFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&s)?)?,
+        SimFormat::Md => out.write_all(markdown(&s).as_bytes())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Simulates `policy` over `[from, to)` of `store` (see the module's documentation).
+pub fn simulate(
+    rt: &tokio::runtime::Runtime,
+    store: &auditlake_store::Store,
+    config: &Config,
+    policy: &Policy,
+    name: &str,
+    from: i64,
+    to: i64,
+) -> Result<Simulation> {
     let temp = tempfile::tempdir().context("cannot create a temporary folder")?;
     let opts = QueryOptions {
         scope: config.scope.clone(),
         ..Default::default()
     };
     let session = rt.block_on(AuditSession::open(store.clone(), &opts))?;
-    let (mut days, exports) = rt.block_on(pass(&session, &policy, from, to, temp.path()))?;
+    let (mut days, exports) = rt.block_on(pass(&session, policy, from, to, temp.path()))?;
 
     // The simulated store: the export, with the candidate applied, one ingest per cluster.
     let sim_path = temp.path().join("simulated");
@@ -136,11 +156,7 @@ pub fn run(store: &str, config: &Config, a: SimulateArgs) -> Result<ExitCode> {
             .context("the simulated store")?;
     }
     let sim_session = rt.block_on(AuditSession::open(sim, &opts))?;
-    let window = format!(
-        "ts >= TIMESTAMP '{}' AND ts < TIMESTAMP '{}'",
-        format_canonical(from),
-        format_canonical(to)
-    );
+    let window = window_sql(from, to);
     let mut changed = Vec::new();
     for c in CONTROLS.iter().filter(|c| !WHOLE_HISTORY.contains(&c.view)) {
         let sql = format!("SELECT count(*) FROM {} WHERE {window}", c.view);
@@ -159,8 +175,8 @@ pub fn run(store: &str, config: &Config, a: SimulateArgs) -> Result<ExitCode> {
     }
     days.retain(|d| d.recorded_events > 0);
     let sum = |f: &dyn Fn(&DaySim) -> u64| days.iter().map(f).sum();
-    let s = Simulation {
-        policy: a.policy.display().to_string(),
+    Ok(Simulation {
+        policy: name.to_owned(),
         window_from: format_canonical(from),
         window_to: format_canonical(to),
         recorded_events: sum(&|d| d.recorded_events),
@@ -169,13 +185,15 @@ pub fn run(store: &str, config: &Config, a: SimulateArgs) -> Result<ExitCode> {
         kept_bytes: sum(&|d| d.kept_bytes),
         days,
         changed_controls: changed,
-    };
-    let mut out = std::io::stdout().lock();
-    match a.format {
-        SimFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&s)?)?,
-        SimFormat::Md => out.write_all(markdown(&s).as_bytes())?,
-    }
-    Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn window_sql(from: i64, to: i64) -> String {
+    format!(
+        "ts >= TIMESTAMP '{}' AND ts < TIMESTAMP '{}'",
+        format_canonical(from),
+        format_canonical(to)
+    )
 }
 
 async fn count(session: &AuditSession, sql: &str) -> Result<u64> {
@@ -378,7 +396,7 @@ fn mb(b: u64) -> String {
     format!("{:.2}", b as f64 / 1e6)
 }
 
-fn markdown(s: &Simulation) -> String {
+pub fn markdown(s: &Simulation) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
     let ndays = s.days.len().max(1) as u64;

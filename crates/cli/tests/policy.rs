@@ -290,3 +290,64 @@ fn simulate_shows_what_three_policies_keep_and_which_evidence_they_take() {
         "nothing recorded is lost"
     );
 }
+
+/// `policy suggest` over a generated month: a policy that lint passes, that keeps every control's
+/// evidence under simulate, and that stores fewer bytes a day than the seed's policy.
+#[test]
+fn suggest_keeps_every_control_and_stores_less_than_the_seed_policy() {
+    let (dir, store, _log) = generated_store(20_000, 30, 12);
+    let window = ["--from", "2026-02-18", "--to", "2026-03-20"];
+    let mut args = vec!["policy", "suggest"];
+    args.extend(window);
+    let out = ok(&store, &args);
+    let yaml = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(yaml.contains("level: None"), "it drops something: {yaml}");
+    let suggested = dir.path().join("suggested.yaml");
+    std::fs::write(&suggested, &yaml).unwrap();
+    let lint = run(&store, &["policy", "lint", suggested.to_str().unwrap()]);
+    assert!(
+        lint.status.success(),
+        "lint: {}{}\n{yaml}",
+        String::from_utf8_lossy(&lint.stdout),
+        stderr(&lint)
+    );
+    let sim = |policy: &std::path::Path| -> Value {
+        let mut a = vec![
+            "policy",
+            "simulate",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--format",
+            "json",
+        ];
+        a.extend(window);
+        serde_json::from_slice(&ok(&store, &a).stdout).unwrap()
+    };
+    let s = sim(&suggested);
+    let losing: Vec<&Value> = s["changed_controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["candidate_rows"].as_u64() < c["recorded_rows"].as_u64()
+                && c["view"] != "cis_3_2_2_secret_bodies"
+        })
+        .collect();
+    assert!(losing.is_empty(), "{losing:#?}\n{yaml}");
+    let seed = sim(&seed_policy());
+    assert!(
+        s["kept_bytes"].as_u64().unwrap() < seed["kept_bytes"].as_u64().unwrap(),
+        "suggested {} vs seed {}",
+        s["kept_bytes"],
+        seed["kept_bytes"]
+    );
+    eprintln!(
+        "suggested: {} events, {} bytes; seed: {} events, {} bytes; recorded {} events, {} bytes",
+        s["kept_events"],
+        s["kept_bytes"],
+        seed["kept_events"],
+        seed["kept_bytes"],
+        s["recorded_events"],
+        s["recorded_bytes"]
+    );
+}

@@ -45,6 +45,15 @@ pub struct SimulateArgs {
     /// The candidate audit.k8s.io/v1 Policy (YAML).
     #[arg(long)]
     pub policy: std::path::PathBuf,
+    #[command(flatten)]
+    pub window: Window,
+    #[arg(long, value_enum, default_value = "md")]
+    pub format: SimFormat,
+}
+
+/// The window of stored history `simulate` and `suggest` read.
+#[derive(clap::Args)]
+pub struct Window {
     /// Start of the window (RFC 3339 or a date); default: --last before --to.
     #[arg(long)]
     pub from: Option<String>,
@@ -54,8 +63,13 @@ pub struct SimulateArgs {
     /// Length of the window when --from is not given.
     #[arg(long, default_value = "30d")]
     pub last: String,
-    #[arg(long, value_enum, default_value = "md")]
-    pub format: SimFormat,
+}
+
+impl Window {
+    /// `[from, to)` in microseconds.
+    pub fn bounds(&self) -> Result<(i64, i64)> {
+        crate::report::window(self.from.as_deref(), self.to.as_deref(), &self.last)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

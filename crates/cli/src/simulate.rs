@@ -106,7 +106,7 @@ fn average((sum, n): (u64, u64)) -> u64 {
 
 pub fn run(store: &str, config: &Config, a: SimulateArgs) -> Result<ExitCode> {
     let policy = crate::policy::load(&a.policy)?;
-    let (from, to) = crate::report::window(a.from.as_deref(), a.to.as_deref(), &a.last)?;
+    let (from, to) = a.window.bounds()?;
     let store = crate::open_existing_store(store)?;
     let rt = crate::runtime()?;
     let name = a.policy.display().to_string();

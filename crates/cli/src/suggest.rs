@@ -26,14 +26,9 @@ use crate::simulate::{WHOLE_HISTORY, simulate, window_sql};
 
 #[derive(clap::Args)]
 pub struct SuggestArgs {
-    /// Start of the history to learn from (RFC 3339 or a date); default: --last before --to.
-    #[arg(long)]
-    pub from: Option<String>,
-    /// End of it, exclusive; default: now.
-    #[arg(long)]
-    pub to: Option<String>,
-    #[arg(long, default_value = "30d")]
-    pub last: String,
+    /// The history to learn from.
+    #[command(flatten)]
+    pub window: crate::policy::Window,
     /// Say whether the suggestion stays under this many bytes of events a day (as JSON).
     #[arg(long, value_name = "BYTES_PER_DAY")]
     pub budget: Option<u64>,
@@ -146,7 +141,7 @@ fn render(drops: &[Reads], keep: &[(String, String)], ndays: u64, from: &str, to
 }
 
 pub fn run(store: &str, config: &Config, a: SuggestArgs) -> Result<ExitCode> {
-    let (from, to) = crate::report::window(a.from.as_deref(), a.to.as_deref(), &a.last)?;
+    let (from, to) = a.window.bounds()?;
     let store = crate::open_existing_store(store)?;
     let rt = crate::runtime()?;
     let opts = QueryOptions {

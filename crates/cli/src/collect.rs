@@ -25,6 +25,7 @@ use tokio::sync::watch;
 /// tls_cert = "/etc/auditlake/tls.crt"
 /// tls_key = "/etc/auditlake/tls.key"
 /// client_ca = "/etc/auditlake/client-ca.crt"
+/// policy = "/etc/auditlake/strict-policy.yaml"   # optional: a stricter audit policy
 /// [serve.clusters]          # cn:<certificate subject CN> or token:<token's name> -> label
 /// "cn:kube-apiserver-prod" = "prod"
 /// "token:vector-staging" = "staging"
@@ -45,6 +46,7 @@ pub struct ServeConfig {
     pub flush_mb: Option<u64>,
     pub wal_max_mb: Option<u64>,
     pub follow: Option<PathBuf>,
+    pub policy: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -61,6 +63,11 @@ pub struct FlushArgs {
     /// Also redact this resource's `data`/`stringData`, as for Secrets (repeatable).
     #[arg(long = "redact-resource", value_name = "RESOURCE")]
     redact_resources: Vec<String>,
+    /// Apply this (stricter) audit policy to what the apiserver sends: events at level None or in
+    /// an omitted stage are not stored, bodies are removed below Request and managed fields where
+    /// it says so; counted in /metrics (auditlake_events_policy_dropped_total).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -157,6 +164,9 @@ fn flush_options(
     }
     opts.ingest.decode.redact =
         crate::ingest::redact_options(config.redact.clone(), &args.redact_resources, false)?;
+    if let Some(p) = args.policy.as_ref().or(serve.policy.as_ref()) {
+        opts.ingest.policy = Some(Arc::new(crate::policy::load(p)?));
+    }
     Ok(opts)
 }
 

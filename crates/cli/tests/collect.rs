@@ -1010,3 +1010,105 @@ fn follow_finds_files_rotated_and_gzipped_behind_it() {
         BTreeMap::from([("prod".to_owned(), (300, 300))])
     );
 }
+
+/// `serve --policy`: a stricter policy than the apiserver's, applied to what it sends. Events at
+/// None are not stored, bodies are removed below Request, and /metrics counts both.
+#[test]
+fn serve_applies_a_stricter_policy_and_counts_what_it_keeps_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let wal = dir.path().join("wal");
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: None\n  namespaces: [noisy]\n- level: Metadata\n",
+    )
+    .unwrap();
+    // 0..40 in the noisy namespace (dropped), 40..100 recorded at RequestResponse with bodies
+    // (kept at Metadata: bodies removed).
+    let items: Vec<String> = (0..100)
+        .map(|n| {
+            let e = event(
+                n,
+                r#","requestObject":{"kind":"Pod","spec":{"x":1}},"responseObject":{"kind":"Pod"}"#,
+            )
+            .replace(r#""level":"Metadata""#, r#""level":"RequestResponse""#);
+            if n < 40 {
+                e.replace("namespaces/default", "namespaces/noisy")
+                    .replace(r#""namespace":"default""#, r#""namespace":"noisy""#)
+            } else {
+                e
+            }
+        })
+        .collect();
+    let body = format!(
+        r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{}]}}"#,
+        items.join(",")
+    );
+    let policy_arg = policy.to_str().unwrap().to_owned();
+    let server = Server::start(
+        store.to_str().unwrap(),
+        &wal,
+        &[
+            "--insecure-http",
+            "--cluster",
+            "prod",
+            "--flush-interval",
+            "1s",
+            "--policy",
+            &policy_arg,
+        ],
+        &[],
+    );
+    let rt = rt();
+    let r = rt
+        .block_on(post(
+            &plain_client(),
+            &server.url(false, "/audit"),
+            body.into_bytes(),
+            &[],
+        ))
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let metrics_url = server.url(false, "/metrics");
+    eventually(
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || {
+            rt.block_on(async {
+                let m = plain_client()
+                    .get(metrics_url.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                m.text()
+                    .await
+                    .unwrap()
+                    .contains("auditlake_events_policy_dropped_total 40")
+            })
+        },
+        || format!("the policy's drops never counted: {}", server.log_text()),
+    );
+    let m = rt.block_on(async {
+        let m = plain_client()
+            .get(metrics_url.clone())
+            .send()
+            .await
+            .unwrap();
+        m.text().await.unwrap()
+    });
+    assert!(
+        m.contains("auditlake_events_policy_slimmed_total 60"),
+        "{m}"
+    );
+    assert!(m.contains("auditlake_events_stored_total 60"), "{m}");
+    server.stop();
+    assert_eq!(count(&store, "SELECT count(*) FROM audit_events"), 60);
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM audit_events WHERE namespace = 'noisy' OR request_object IS NOT NULL OR response_object IS NOT NULL OR level <> 'Metadata'"
+        ),
+        0
+    );
+}

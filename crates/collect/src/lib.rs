@@ -220,9 +220,15 @@ impl Collector {
             self.metrics
                 .events_deduplicated
                 .fetch_add(summary.duplicates + summary.raced, Ordering::Relaxed);
+            self.metrics
+                .events_policy_dropped
+                .fetch_add(summary.policy_dropped, Ordering::Relaxed);
+            self.metrics
+                .events_policy_slimmed
+                .fetch_add(summary.policy_slimmed, Ordering::Relaxed);
             tracing::info!(segment = %seg.path.display(), cluster = %cluster, read = summary.read,
                 stored = summary.stored, duplicates = summary.duplicates + summary.raced,
-                rejected = summary.rejected, version = ?summary.version, "committed");
+                rejected = summary.rejected, policy_dropped = summary.policy_dropped, version = ?summary.version, "committed");
         }
         let (dir, stats) = (self.wal.dir.clone(), Arc::clone(&self.wal.stats));
         let metrics = Arc::clone(&self.metrics);

@@ -66,6 +66,10 @@ pub struct Metrics {
     pub events_stored: AtomicU64,
     /// Events the flusher found already stored (retried batches, replays), dropped.
     pub events_deduplicated: AtomicU64,
+    /// Events `--policy` kept out of the store (level None, an omitted stage).
+    pub events_policy_dropped: AtomicU64,
+    /// Events stored with less than was recorded (bodies or managed fields removed by `--policy`).
+    pub events_policy_slimmed: AtomicU64,
     pub flushes: AtomicU64,
     pub flush_failures: AtomicU64,
     pub flush_seconds: Histogram,
@@ -127,6 +131,18 @@ impl Metrics {
             "auditlake_events_deduplicated_total",
             "Events already stored (retries, replays), dropped.",
             load(&self.events_deduplicated),
+        );
+        counter(
+            &mut out,
+            "auditlake_events_policy_dropped_total",
+            "Events the serve policy keeps out of the store (level None, an omitted stage).",
+            load(&self.events_policy_dropped),
+        );
+        counter(
+            &mut out,
+            "auditlake_events_policy_slimmed_total",
+            "Events stored with less than was recorded (bodies removed by the serve policy).",
+            load(&self.events_policy_slimmed),
         );
         counter(
             &mut out,

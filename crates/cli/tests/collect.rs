@@ -95,6 +95,10 @@ fn event(n: u64, extra: &str) -> String {
 
 fn event_list(range: std::ops::Range<u64>) -> String {
     let items: Vec<String> = range.map(|n| event(n, "")).collect();
+    event_list_of(&items)
+}
+
+fn event_list_of(items: &[String]) -> String {
     format!(
         r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{}]}}"#,
         items.join(",")
@@ -1041,10 +1045,7 @@ fn serve_applies_a_stricter_policy_and_counts_what_it_keeps_out() {
             }
         })
         .collect();
-    let body = format!(
-        r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{}]}}"#,
-        items.join(",")
-    );
+    let body = event_list_of(&items);
     let policy_arg = policy.to_str().unwrap().to_owned();
     let server = Server::start(
         store.to_str().unwrap(),
@@ -1071,32 +1072,19 @@ fn serve_applies_a_stricter_policy_and_counts_what_it_keeps_out() {
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     let metrics_url = server.url(false, "/metrics");
+    let metrics = || {
+        rt.block_on(async {
+            let m = plain_client().get(&metrics_url).send().await.unwrap();
+            m.text().await.unwrap()
+        })
+    };
     eventually(
         Duration::from_secs(60),
         Duration::from_millis(100),
-        || {
-            rt.block_on(async {
-                let m = plain_client()
-                    .get(metrics_url.clone())
-                    .send()
-                    .await
-                    .unwrap();
-                m.text()
-                    .await
-                    .unwrap()
-                    .contains("auditlake_events_policy_dropped_total 40")
-            })
-        },
+        || metrics().contains("auditlake_events_policy_dropped_total 40"),
         || format!("the policy's drops never counted: {}", server.log_text()),
     );
-    let m = rt.block_on(async {
-        let m = plain_client()
-            .get(metrics_url.clone())
-            .send()
-            .await
-            .unwrap();
-        m.text().await.unwrap()
-    });
+    let m = metrics();
     assert!(
         m.contains("auditlake_events_policy_slimmed_total 60"),
         "{m}"

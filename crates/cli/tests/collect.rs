@@ -105,6 +105,15 @@ fn event_list_of(items: &[String]) -> String {
     )
 }
 
+/// `serve` over plain HTTP on loopback for the one cluster `prod`, committing every second.
+const PLAIN_PROD: [&str; 5] = [
+    "--insecure-http",
+    "--cluster",
+    "prod",
+    "--flush-interval",
+    "1s",
+];
+
 /// A running `auditlake serve`.
 struct Server {
     child: Child,
@@ -572,13 +581,7 @@ fn acknowledged_events_survive_sigkill() {
     let store = dir.path().join("store");
     let wal = dir.path().join("wal");
     let port = free_port();
-    let args = [
-        "--insecure-http",
-        "--cluster",
-        "prod",
-        "--flush-interval",
-        "1s",
-    ];
+    let args = PLAIN_PROD;
     let batches: Vec<std::ops::Range<u64>> = (0..1000).map(|i| i * 20..i * 20 + 20).collect();
     let server = Server::start_on(port, store.to_str().unwrap(), &wal, &args, &[]);
     let url = server.url(false, "/audit");
@@ -726,15 +729,7 @@ fn s3_outage_is_absorbed_by_the_wal_and_backpressure_bounds_it() {
     let server = Server::start(
         s3_store,
         &wal,
-        &[
-            "--insecure-http",
-            "--cluster",
-            "prod",
-            "--flush-interval",
-            "1s",
-            "--wal-max-mb",
-            "1",
-        ],
+        &[&PLAIN_PROD[..], &["--wal-max-mb", "1"]].concat(),
         &env,
     );
     let url = server.url(false, "/audit");
@@ -960,15 +955,7 @@ fn serve_follows_a_log_file_on_the_same_wal() {
     let server = Server::start(
         store.to_str().unwrap(),
         &wal,
-        &[
-            "--insecure-http",
-            "--cluster",
-            "prod",
-            "--flush-interval",
-            "1s",
-            "--follow",
-            &follow_arg,
-        ],
+        &[&PLAIN_PROD[..], &["--follow", &follow_arg]].concat(),
         &[],
     );
     let r = rt()
@@ -1050,15 +1037,7 @@ fn serve_applies_a_stricter_policy_and_counts_what_it_keeps_out() {
     let server = Server::start(
         store.to_str().unwrap(),
         &wal,
-        &[
-            "--insecure-http",
-            "--cluster",
-            "prod",
-            "--flush-interval",
-            "1s",
-            "--policy",
-            &policy_arg,
-        ],
+        &[&PLAIN_PROD[..], &["--policy", &policy_arg]].concat(),
         &[],
     );
     let rt = rt();

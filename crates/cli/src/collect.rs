@@ -26,6 +26,7 @@ use tokio::sync::watch;
 /// tls_key = "/etc/auditlake/tls.key"
 /// client_ca = "/etc/auditlake/client-ca.crt"
 /// policy = "/etc/auditlake/strict-policy.yaml"   # optional: a stricter audit policy
+/// format = "auto"            # or k8s, eks, aks, gke: what bodies and followed files hold
 /// [serve.clusters]          # cn:<certificate subject CN> or token:<token's name> -> label
 /// "cn:kube-apiserver-prod" = "prod"
 /// "token:vector-staging" = "staging"
@@ -47,6 +48,7 @@ pub struct ServeConfig {
     pub wal_max_mb: Option<u64>,
     pub follow: Option<PathBuf>,
     pub policy: Option<PathBuf>,
+    pub format: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -68,6 +70,10 @@ pub struct FlushArgs {
     /// it says so; counted in /metrics (auditlake_events_policy_dropped_total).
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// What bodies (serve) and the followed file hold: auto (per item), k8s, eks (a Firehose
+    /// HTTP endpoint delivery, subscription documents), aks (records), gke (Pub/Sub push).
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<auditlake_ingest::Format>,
 }
 
 #[derive(clap::Args)]
@@ -167,6 +173,14 @@ fn flush_options(
     if let Some(p) = args.policy.as_ref().or(serve.policy.as_ref()) {
         opts.ingest.policy = Some(Arc::new(crate::policy::load(p)?));
     }
+    opts.ingest.format = match (args.format, serve.format.as_deref()) {
+        (Some(f), _) => f,
+        (None, Some(f)) => f
+            .parse()
+            .map_err(anyhow::Error::msg)
+            .context("format in [serve] of the config file")?,
+        (None, None) => auditlake_ingest::Format::Auto,
+    };
     Ok(opts)
 }
 
@@ -267,6 +281,7 @@ pub fn serve_cmd(store: &str, config: &crate::config::Config, args: ServeArgs) -
         max_body_bytes: args.max_body_mb.or(sc.max_body_mb).unwrap_or(10) << 20,
         max_inflight: args.max_inflight,
         decode: flush.ingest.decode.clone(),
+        format: flush.ingest.format,
     };
     check(&opts, args.insecure_http)?;
     let follow = args.follow.or(sc.follow.clone());

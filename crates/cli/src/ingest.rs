@@ -35,6 +35,11 @@ pub struct Args {
     /// RequestResponse (response).
     #[arg(long, value_name = "FILE")]
     policy: Option<std::path::PathBuf>,
+    /// What the inputs hold: auto (decided per line or document), k8s (the apiserver's own
+    /// events), eks (CloudWatch Logs exports, subscriptions, Firehose), aks (diagnostic records),
+    /// gke (Cloud Logging entries, Pub/Sub messages).
+    #[arg(long, default_value = "auto", value_name = "FORMAT")]
+    format: auditlake_ingest::Format,
 }
 
 /// The redaction of stored events: the built-in rules, the config file's `[[redact.rules]]` and
@@ -72,6 +77,7 @@ pub fn run(store: &str, config: crate::config::Config, args: Args) -> Result<Exi
     let rt = crate::runtime()?;
     let mut opts = IngestOptions {
         cluster: args.cluster,
+        format: args.format,
         buffer_bytes: args.buffer_mb << 20,
         file_bytes: (args.buffer_mb << 20) / 2,
         ..Default::default()
@@ -120,6 +126,17 @@ pub fn run(store: &str, config: crate::config::Config, args: Args) -> Result<Exi
         secs,
         summary.read as f64 / secs.max(1e-9),
     );
+    if !summary.by_format.is_empty()
+        && (opts.format != auditlake_ingest::Format::K8s
+            || summary.by_format.iter().any(|(f, _)| *f != "k8s"))
+    {
+        let parts: Vec<String> = summary
+            .by_format
+            .iter()
+            .map(|(f, n)| format!("{f} {n}"))
+            .collect();
+        eprintln!("formats (--format {}): {}", opts.format, parts.join(", "));
+    }
     if opts.policy.is_some() {
         eprintln!(
             "policy: {} event(s) not stored (level None or an omitted stage), {} stored with less than was recorded",

@@ -2,14 +2,18 @@
 //! single `Event`, a JSON array of events, or newline-delimited events (what Vector's `http` sink
 //! and Fluent Bit's `http` output send from a tailed log file).
 //!
-//! The body is checked item by item with the decoder the ingest uses ([`decode_document`]), so the
+//! Managed providers' envelopes (a Firehose HTTP endpoint delivery, a Pub/Sub push, AKS
+//! `records`) are JSON too, and are read as `--format` says, as the ingest reads them.
+//!
+//! The body is checked item by item with the decoder the ingest uses ([`decode_input`]), so the
 //! counts a client is told are the ones the store ends up with: good items are stored, the others
 //! are kept in the rejected area (masked like every reject). Both go to the write-ahead log as one
 //! JSON text per line, which the ingest then reads like any log file.
 
 use std::io::Read;
 
-use auditlake_model::decode::{DecodeOptions, decode_document};
+use auditlake_ingest::formats::{Format, decode_input};
+use auditlake_model::decode::DecodeOptions;
 use serde_json::value::RawValue;
 
 /// Rejects reported back to the client (all are counted, and all are kept in the store).
@@ -51,8 +55,8 @@ pub struct Parsed {
 }
 
 impl Parsed {
-    fn push(&mut self, index: usize, text: &str, opts: &DecodeOptions) {
-        // The ingest reads each line with `decode_document` (an item may itself be an
+    fn push(&mut self, index: usize, text: &str, opts: &DecodeOptions, format: Format) {
+        // The ingest reads each line with `decode_input` (an item may itself be an
         // EventList): counted the same way here, so the client is told what the store gets.
         let reject = |this: &mut Self, e: String| {
             this.rejected += 1;
@@ -65,7 +69,7 @@ impl Parsed {
         };
         let mut errors = Vec::new();
         let mut good = 0;
-        match decode_document(text, opts, |_, _, row| match row {
+        match decode_input(text, format, opts, &mut |_, _, row| match row {
             Ok(_) => good += 1,
             Err(e) => errors.push(e.to_string()),
         }) {
@@ -112,7 +116,7 @@ pub fn decode_content(
 }
 
 /// Splits and checks a (decompressed) body.
-pub fn parse_body(body: &[u8], opts: &DecodeOptions) -> Result<Parsed, BodyError> {
+pub fn parse_body(body: &[u8], opts: &DecodeOptions, format: Format) -> Result<Parsed, BodyError> {
     let text = std::str::from_utf8(body).map_err(|e| BodyError::NotUtf8(e.to_string()))?;
     let trimmed = text.trim_start_matches('\u{feff}').trim();
     if trimmed.is_empty() {
@@ -123,7 +127,7 @@ pub fn parse_body(body: &[u8], opts: &DecodeOptions) -> Result<Parsed, BodyError
         let items: Vec<&RawValue> =
             serde_json::from_str(trimmed).map_err(|e| BodyError::NotJson(e.to_string()))?;
         for (i, item) in items.iter().enumerate() {
-            parsed.push(i, item.get(), opts);
+            parsed.push(i, item.get(), opts, format);
         }
         return Ok(parsed);
     }
@@ -132,10 +136,10 @@ pub fn parse_body(body: &[u8], opts: &DecodeOptions) -> Result<Parsed, BodyError
         Ok(_) => {
             if let Some(items) = event_list_items(trimmed)? {
                 for (i, item) in items.iter().enumerate() {
-                    parsed.push(i, item.get(), opts);
+                    parsed.push(i, item.get(), opts, format);
                 }
             } else {
-                parsed.push(0, trimmed, opts);
+                parsed.push(0, trimmed, opts, format);
             }
             Ok(parsed)
         }
@@ -150,7 +154,7 @@ pub fn parse_body(body: &[u8], opts: &DecodeOptions) -> Result<Parsed, BodyError
                 return Err(BodyError::NotJson(whole.to_string()));
             }
             for (i, line) in lines.enumerate() {
-                parsed.push(i, line, opts);
+                parsed.push(i, line, opts, format);
             }
             Ok(parsed)
         }
@@ -189,7 +193,7 @@ mod tests {
     const EVENT: &str = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a1","stage":"ResponseComplete","requestURI":"/api/v1/pods","verb":"list","user":{"username":"u"},"requestReceivedTimestamp":"2026-01-01T00:00:00.000000Z","stageTimestamp":"2026-01-01T00:00:00.100000Z"}"#;
 
     fn parse(s: &str) -> Result<Parsed, BodyError> {
-        parse_body(s.as_bytes(), &DecodeOptions::default())
+        parse_body(s.as_bytes(), &DecodeOptions::default(), Format::Auto)
     }
 
     #[test]
@@ -226,7 +230,7 @@ mod tests {
         assert!(matches!(parse("{\"kind\": "), Err(BodyError::NotJson(_))));
         assert!(matches!(parse("  \n"), Err(BodyError::Empty)));
         assert!(matches!(
-            parse_body(&[0xff, 0xfe], &DecodeOptions::default()),
+            parse_body(&[0xff, 0xfe], &DecodeOptions::default(), Format::Auto),
             Err(BodyError::NotUtf8(_))
         ));
         assert!(matches!(

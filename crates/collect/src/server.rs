@@ -53,6 +53,8 @@ pub struct ServeOptions {
     /// Requests read and parsed at once (429 beyond): bounds memory with the body size.
     pub max_inflight: usize,
     pub decode: DecodeOptions,
+    /// What bodies are read as (`--format`), as the flush's ingest reads them.
+    pub format: auditlake_ingest::Format,
 }
 
 #[derive(Debug, Clone)]
@@ -397,9 +399,10 @@ async fn receive(
         }
     };
     let decode = state.opts.decode.clone();
+    let format = state.opts.format;
     let parsed = tokio::task::spawn_blocking(move || {
         let body = decode_content(&raw, encoding.as_deref(), limit)?;
-        parse_body(&body, &decode).map(|p| (p, permit))
+        parse_body(&body, &decode, format).map(|p| (p, permit))
     })
     .await;
     let (parsed, _permit) = match parsed {

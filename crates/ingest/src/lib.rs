@@ -22,12 +22,14 @@
 //! and counts the rest as duplicates.
 
 mod error;
+pub mod formats;
 mod input;
 mod lines;
 mod pipeline;
 mod rejects;
 
 pub use error::{Error, Result};
+pub use formats::Format;
 pub use input::{Input, expand_inputs};
 pub use pipeline::{IngestOptions, IngestSummary, Progress, ingest};
 pub use rejects::Reject;

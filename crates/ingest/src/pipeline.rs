@@ -10,12 +10,13 @@ use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::DataType;
 use auditlake_model::redact::mask_rejected;
 use auditlake_model::schema::col;
-use auditlake_model::{DecodeOptions, EventBatchBuilder, EventRow, decode_document};
+use auditlake_model::{DecodeOptions, EventBatchBuilder, EventRow};
 use auditlake_store::{
     Commit, CommitKind, NewFile, Partition, RunId, Store, Version, WriteOptions, encode_parquet,
 };
 use tokio::runtime::Handle;
 
+use crate::formats::{Format, decode_input};
 use crate::input::Input;
 use crate::lines::{self, Line, Streamed};
 use crate::rejects::Reject;
@@ -47,6 +48,8 @@ pub struct IngestOptions {
     pub max_dedup_keys: usize,
     /// A stricter audit policy applied to what the apiserver recorded (`ingest --policy`).
     pub policy: Option<Arc<auditlake_policy::Policy>>,
+    /// What the inputs are read as (`--format`): decided per line or document by default.
+    pub format: Format,
 }
 
 impl Default for IngestOptions {
@@ -62,6 +65,7 @@ impl Default for IngestOptions {
             max_line_bytes: 64 << 20,
             max_dedup_keys: 4_000_000,
             policy: None,
+            format: Format::Auto,
         }
     }
 }
@@ -83,6 +87,8 @@ pub struct IngestSummary {
     /// (bodies removed below Request or RequestResponse).
     pub policy_dropped: u64,
     pub policy_slimmed: u64,
+    /// Events decoded, by where they came from (`k8s`, `eks`, `aks`, `gke`), sorted.
+    pub by_format: Vec<(&'static str, u64)>,
     pub files_written: u64,
     pub bytes_written: u64,
     /// Commits to the store's log, and the table version after the last.
@@ -149,6 +155,7 @@ struct Decoded {
     read: u64,
     policy_dropped: u64,
     policy_slimmed: u64,
+    by_format: HashMap<&'static str, u64>,
 }
 
 /// `ingest --policy`: what a stricter policy keeps of a recorded event.
@@ -283,28 +290,34 @@ impl<'o> Decoder<'o> {
     /// One JSON text (a line, or one value of a document); `outer_item` is its index when it is
     /// an element of a JSON array, and names it in rejects.
     fn text(&mut self, source: &Arc<str>, line: u64, text: &str, outer_item: Option<usize>) {
-        let mut rows = Vec::new();
+        let opts = self.opts;
         let mut bad = Vec::new();
-        let res = decode_document(text, &self.opts.decode, |item, raw, r| match r {
-            Ok(row) => rows.push(row),
-            Err(e) => bad.push((item, e.to_string(), raw)),
-        });
-        self.out.read += rows.len() as u64;
-        for mut row in rows {
-            if let Some(p) = &self.opts.policy {
+        let res = decode_input(text, opts.format, &opts.decode, &mut |item, raw, r| {
+            self.out.read += 1;
+            let mut row = match r {
+                Ok(row) => row,
+                Err(e) => {
+                    bad.push((item, e.to_string(), raw.to_owned()));
+                    return;
+                }
+            };
+            let format = row
+                .source_format
+                .unwrap_or(auditlake_model::schema::source::K8S);
+            *self.out.by_format.entry(format).or_default() += 1;
+            if let Some(p) = &opts.policy {
                 match apply_policy(p, &mut row) {
                     auditlake_policy::Applied::Dropped => {
                         self.out.policy_dropped += 1;
-                        continue;
+                        return;
                     }
                     auditlake_policy::Applied::Slimmed => self.out.policy_slimmed += 1,
                     auditlake_policy::Applied::Kept => {}
                 }
             }
             self.accept(&row);
-        }
+        });
         for (item, e, raw) in bad {
-            self.out.read += 1;
             self.reject(source, line, outer_item.or(item), e, raw.as_bytes());
         }
         if let Err(e) = res {
@@ -702,6 +715,15 @@ impl Writer<'_> {
         self.summary.read += d.read;
         self.summary.policy_dropped += d.policy_dropped;
         self.summary.policy_slimmed += d.policy_slimmed;
+        for (f, n) in d.by_format {
+            match self.summary.by_format.iter_mut().find(|(g, _)| *g == f) {
+                Some((_, m)) => *m += n,
+                None => {
+                    self.summary.by_format.push((f, n));
+                    self.summary.by_format.sort_unstable();
+                }
+            }
+        }
         for r in d.rejects {
             self.summary.rejected += 1;
             r.to_json_line(&mut self.rejected);

@@ -55,7 +55,9 @@ const S_AUTHZ_REASON: usize = 26;
 const S_EVENT_API_VERSION: usize = 27;
 const S_CLUSTER: usize = 28;
 const S_UNMAPPED: usize = 29;
-const N_STRS: usize = 30;
+const S_SOURCE_FORMAT: usize = 30;
+const S_ENVELOPE: usize = 31;
+const N_STRS: usize = 32;
 
 const L_USER_GROUPS: usize = 0;
 const L_IMP_GROUPS: usize = 1;
@@ -156,10 +158,15 @@ impl EventBatchBuilder {
         self.s(S_AUTHZ_DECISION, r.authz_decision.as_ref());
         self.s(S_AUTHZ_REASON, r.authz_reason.as_ref());
         self.s(S_EVENT_API_VERSION, r.event_api_version.as_ref());
+        let cluster = cluster.or(r.envelope_cluster.as_deref());
         self.s(S_CLUSTER, cluster.map(Cow::Borrowed).as_ref());
         let unmapped = r.unmapped.as_deref().map(Cow::Borrowed);
         self.s(S_UNMAPPED, unmapped.as_ref());
         self.shape_flags.append_value(r.shape_flags);
+        let source = r.source_format.unwrap_or(crate::schema::source::K8S);
+        self.s(S_SOURCE_FORMAT, Some(&Cow::Borrowed(source)));
+        let envelope = r.envelope.as_deref().map(Cow::Borrowed);
+        self.s(S_ENVELOPE, envelope.as_ref());
         self.rows += 1;
     }
 
@@ -221,6 +228,8 @@ impl EventBatchBuilder {
             take(S_CLUSTER),
             take(S_UNMAPPED),
             Arc::new(self.shape_flags.finish()),
+            take(S_SOURCE_FORMAT),
+            take(S_ENVELOPE),
         ];
         self.rows = 0;
         self.bytes = 0;

@@ -41,6 +41,9 @@ pub enum DecodeError {
     /// An `EventList` whose `items` is not an array.
     #[error("EventList with unusable items: {0}")]
     BadEventList(String),
+    /// A provider's envelope (EKS, AKS, GKE) that holds no storable event; the reason names it.
+    #[error("{0}")]
+    Envelope(String),
 }
 
 /// How events are decoded.
@@ -92,6 +95,14 @@ pub struct EventRow<'a> {
     pub unmapped: Option<String>,
     /// See [`crate::schema::flags`].
     pub shape_flags: i32,
+    /// Where the row came from (a value of [`crate::schema::source`]); `None` is read as `k8s`.
+    pub source_format: Option<&'static str>,
+    /// The provider's envelope around the event, as JSON text, with the event's place in it
+    /// marked (see the ingest's `formats` module); `None` for the apiserver's own events.
+    pub envelope: Option<String>,
+    /// The cluster the envelope names (EKS log group, AKS resource ID, GKE resource labels):
+    /// the `cluster` column when the ingest is given none.
+    pub envelope_cluster: Option<String>,
 }
 
 /// Decodes one JSON document and hands each event in it to `sink`, with the index of the item for

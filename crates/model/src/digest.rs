@@ -5,12 +5,13 @@
 //! `(audit_id, stage)` does not identify an event: a client can give a destructive request the ID
 //! of a harmless one. Two events are the same event only when their digests are equal.
 //!
-//! [`Digest::full`] covers every column of [`crate::schema::audit_events_schema`] but three:
+//! [`Digest::full`] covers every column of [`crate::schema::audit_events_schema`] but five:
 //! `shape_flags` (how the input was spelled, and slimming's mark), the event's own `apiVersion`
 //! (the same request written as audit.k8s.io/v1beta1 and as v1 is one event) and the `cluster`
 //! label, which the ingest gives, not the event (a file ingested again without its `--cluster` is
-//! still the same events). The request and response bodies are covered: two requests that differ
-//! only in what they asked for are two events. [`Digest::meta`] leaves the bodies out too; it is
+//! still the same events); nor `source_format` and `envelope`: the same event delivered by a
+//! provider's export and read from the apiserver's own file is one event. The request and
+//! response bodies are covered: two requests that differ only in what they asked for are two events. [`Digest::meta`] leaves the bodies out too; it is
 //! what a stored event that retention slimmed (bodies dropped) is compared by.
 //!
 //! JSON-text columns (bodies, annotations, `user.extra`, `unmapped`) are digested as canonical
@@ -31,7 +32,13 @@ use serde_json::Value;
 use crate::schema::{JSON_COLUMNS, audit_events_schema, col, flags};
 
 /// The columns no digest covers.
-pub const NOT_DIGESTED: [&str; 3] = [col::SHAPE_FLAGS, col::EVENT_API_VERSION, col::CLUSTER];
+pub const NOT_DIGESTED: [&str; 5] = [
+    col::SHAPE_FLAGS,
+    col::EVENT_API_VERSION,
+    col::CLUSTER,
+    col::SOURCE_FORMAT,
+    col::ENVELOPE,
+];
 
 /// The columns only [`Digest::full`] covers.
 pub const BODIES: [&str; 2] = [col::REQUEST_OBJECT, col::RESPONSE_OBJECT];

@@ -25,7 +25,7 @@ pub struct EventColumns {
 }
 
 /// Each string column and its path in the event.
-const STRS: [(&str, &[&str]); 25] = [
+const STRS: [(&str, &[&str]); 26] = [
     (col::EVENT_API_VERSION, &["apiVersion"]),
     (col::LEVEL, &["level"]),
     (col::AUDIT_ID, &["auditID"]),
@@ -55,6 +55,7 @@ const STRS: [(&str, &[&str]); 25] = [
     (col::AUTHZ_DECISION, &[]),
     (col::AUTHZ_REASON, &[]),
     (col::CLUSTER, &[]),
+    (col::SOURCE_FORMAT, &[]),
 ];
 
 const LISTS: [(&str, &[&str]); 3] = [

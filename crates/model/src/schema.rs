@@ -45,6 +45,20 @@ pub mod col {
     pub const CLUSTER: &str = "cluster";
     pub const UNMAPPED: &str = "unmapped";
     pub const SHAPE_FLAGS: &str = "shape_flags";
+    pub const SOURCE_FORMAT: &str = "source_format";
+    pub const ENVELOPE: &str = "envelope";
+}
+
+/// The values of the `source_format` column: where a row came from.
+pub mod source {
+    /// The apiserver's own Event (a log file, a webhook batch, a log shipper).
+    pub const K8S: &str = "k8s";
+    /// EKS, through CloudWatch Logs.
+    pub const EKS: &str = "eks";
+    /// AKS diagnostic settings.
+    pub const AKS: &str = "aks";
+    /// GKE, through Cloud Logging.
+    pub const GKE: &str = "gke";
 }
 
 /// Bits of the `shape_flags` column: presence facts that the typed columns cannot express.
@@ -113,6 +127,10 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         f(col::CLUSTER, Utf8, true),
         f(col::UNMAPPED, Utf8, true),
         f(col::SHAPE_FLAGS, Int32, false),
+        // Added after the first release: at the end, so that the columns before keep their
+        // places; files written before lack them and read as null.
+        f(col::SOURCE_FORMAT, Utf8, true),
+        f(col::ENVELOPE, Utf8, true),
     ]))
 });
 

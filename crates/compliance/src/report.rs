@@ -220,6 +220,10 @@ pub struct ControlResult {
     /// Why the evidence is missing or incomplete (evidence controls).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub gaps: Vec<String>,
+    /// The rows of the window this control cannot judge, by source: "not evaluable for gke
+    /// rows: no user groups" (also among `gaps`, or the reason it is not evaluable at all).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_evaluable_for: Vec<String>,
     /// Rows of the control's view in the window: evidence, or findings.
     pub rows: u64,
     pub per_day: Vec<Day>,
@@ -537,6 +541,8 @@ struct Context<'a> {
     scope: &'a Scope,
     req: &'a Request,
     events_in_window: u64,
+    /// Events of the window by `source_format`.
+    formats: &'a BTreeMap<String, u64>,
     days_without_events: &'a [String],
 }
 
@@ -562,6 +568,7 @@ async fn evaluate<E: Engine>(
         },
         not_evaluable: None,
         gaps: Vec::new(),
+        not_evaluable_for: Vec::new(),
         rows: 0,
         per_day: Vec::new(),
         summary: None,
@@ -584,6 +591,24 @@ async fn evaluate<E: Engine>(
         r.status = Status::NotEvaluable;
         r.not_evaluable = Some("no audit events in the window".into());
         return Ok(r);
+    }
+    // Rows from a source that does not record what the control relies on cannot be judged:
+    // said, never passed silently.
+    let details = control.details();
+    let mut unjudged = 0;
+    for (format, n) in cx.formats {
+        let lacking: Vec<&str> = crate::controls::not_recorded(format)
+            .iter()
+            .filter(|d| details.contains(d))
+            .map(|d| d.lacking())
+            .collect();
+        if !lacking.is_empty() {
+            unjudged += n;
+            r.not_evaluable_for.push(format!(
+                "not evaluable for {format} rows ({n} in the window): {}",
+                lacking.join(", ")
+            ));
+        }
     }
     let req = cx.req;
     match kind {
@@ -651,6 +676,15 @@ async fn evaluate<E: Engine>(
             if let Some(n) = req.max_evidence {
                 r.evidence.truncate(n);
             }
+        }
+    }
+    if !r.not_evaluable_for.is_empty() {
+        if unjudged == cx.events_in_window && r.rows == 0 {
+            r.status = Status::NotEvaluable;
+            r.not_evaluable = Some(r.not_evaluable_for.join("; "));
+            r.gaps.clear();
+        } else {
+            r.gaps.extend(r.not_evaluable_for.iter().cloned());
         }
     }
     r.evidence_shown = r.evidence.len();
@@ -835,10 +869,25 @@ pub async fn build<E: Engine>(engine: &E, scope: &Scope, req: &Request) -> Resul
         .filter(|d| d.count == 0)
         .map(|d| d.date.clone())
         .collect();
+    let formats: BTreeMap<String, u64> = counts(
+        &collect(
+            engine,
+            "events per source format",
+            &format!(
+                "SELECT coalesce(source_format, 'k8s') AS f, count(*) AS n FROM audit_events \
+                 WHERE {window} GROUP BY f ORDER BY f"
+            ),
+        )
+        .await?,
+    )?
+    .into_iter()
+    .map(|c| (c.key, c.count))
+    .collect();
     let cx = Context {
         scope,
         req,
         events_in_window,
+        formats: &formats,
         days_without_events: &days_without_events,
     };
     let mut controls = Vec::new();

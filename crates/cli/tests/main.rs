@@ -8,6 +8,7 @@ mod ingest;
 mod integrity;
 mod maintain;
 mod policy;
+mod providers;
 mod repl;
 mod report;
 mod s3;

@@ -21,8 +21,15 @@ fn scenario() -> (tempfile::TempDir, PathBuf, PathBuf) {
         &store,
         &["ingest", "--cluster", "fixtures", file.to_str().unwrap()],
     );
+    let config = scope_config(dir.path());
+    (dir, store, config)
+}
+
+/// A config file in `dir` with the scope of the slt tests (and a retention that keeps the
+/// scenario's days).
+pub fn scope_config(dir: &Path) -> PathBuf {
     let scope = std::fs::read_to_string(testdata("scope.toml")).unwrap();
-    let config = dir.path().join("auditlake.toml");
+    let config = dir.join("auditlake.toml");
     std::fs::write(
         &config,
         format!(
@@ -31,7 +38,7 @@ fn scenario() -> (tempfile::TempDir, PathBuf, PathBuf) {
         ),
     )
     .unwrap();
-    (dir, store, config)
+    config
 }
 
 fn report(store: &Path, config: Option<&Path>, extra: &[&str]) -> std::process::Output {

@@ -563,6 +563,12 @@ fn is_multiline_document(data: &[u8]) -> bool {
         Err(e) if !e.is_eof() => return false,
         Err(_) => {}
     }
+    // A lone `[` opens an array whatever follows (`[`, then one compact element per line, is
+    // how `gcloud logging read --format=json` and others print a short array); as JSON lines it
+    // could only be one broken line.
+    if first == b"[" {
+        return true;
+    }
     let rest: Vec<&[u8]> = lines.collect();
     let array_element = |l: &&[u8]| {
         l.strip_suffix(b",")

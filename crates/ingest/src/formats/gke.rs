@@ -17,7 +17,7 @@
 //! | requestURI | built from `resourceName` (`/api/v1/namespaces/ns/pods/p/exec`; `/readyz` for a non-resource URL), without a query string |
 //! | user.username | `authenticationInfo.principalEmail` |
 //! | sourceIPs, userAgent | `requestMetadata.callerIp`, `.callerSuppliedUserAgent` |
-//! | responseStatus | `status.code` (gRPC) as HTTP: 0 is 200 (201 for create), 7 403, 16 401, 5 404, 6 and 10 409, 3, 9 and 11 400, 8 429, 14 503, 13, 2 and 15 500, 4 504, 12 501, 1 499; `status.message` |
+//! | responseStatus | `status.code` (gRPC) as HTTP: 0 is 200 (201 for create, 101 for exec, attach and portforward, which the apiserver upgrades), 7 403, 16 401, 5 404, 6 and 10 409, 3, 9 and 11 400, 8 429, 14 503, 13, 2 and 15 500, 4 504, 12 501, 1 499; `status.message` |
 //! | annotations | `labels` (the authorization and admission annotations) |
 //! | authz_decision | the `authorization.k8s.io/decision` label, else `authorizationInfo[].granted` (all granted: allow) |
 //! | requestObject, responseObject | `protoPayload.request`, `.response` |
@@ -64,9 +64,13 @@ impl Provider for Gke {
     }
 }
 
+/// The subresources the apiserver answers by upgrading the connection (101).
+const UPGRADED: [&str; 3] = ["exec", "attach", "portforward"];
+
 /// HTTP status of a gRPC code (google.rpc.Code), as the apiserver would have answered.
-fn http_code(grpc: i64, verb: &str) -> Option<i64> {
+fn http_code(grpc: i64, verb: &str, subresource: Option<&str>) -> Option<i64> {
     Some(match grpc {
+        0 if subresource.is_some_and(|s| UPGRADED.contains(&s)) => 101,
         0 if verb == "create" => 201,
         0 => 200,
         1 => 499,
@@ -228,7 +232,7 @@ fn entry(mut e: Map<String, Value>, item: Option<usize>) -> Unwrapped {
         let grpc = st.get("code").and_then(Value::as_i64).unwrap_or(0);
         let mut rs = Map::new();
         rs.insert("metadata".into(), json!({}));
-        if let Some(code) = http_code(grpc, &verb) {
+        if let Some(code) = http_code(grpc, &verb, subresource) {
             rs.insert("code".into(), code.into());
         }
         if grpc != 0 {
@@ -338,7 +342,8 @@ mod tests {
         assert!(
             is_version("v1beta1") && is_version("v2") && !is_version("vx") && !is_version("v1beta")
         );
-        assert_eq!(http_code(0, "create"), Some(201));
-        assert_eq!(http_code(7, "get"), Some(403));
+        assert_eq!(http_code(0, "create", None), Some(201));
+        assert_eq!(http_code(0, "create", Some("exec")), Some(101));
+        assert_eq!(http_code(7, "get", None), Some(403));
     }
 }

@@ -1079,3 +1079,117 @@ fn serve_applies_a_stricter_policy_and_counts_what_it_keeps_out() {
         0
     );
 }
+
+/// Managed providers push too: a Firehose HTTP endpoint delivery (its access key header, its
+/// response shape), a Pub/Sub push, an AKS Event Hub document. Stored under the cluster the
+/// client's identity maps to, whatever cluster the envelope names.
+#[test]
+fn serve_takes_provider_envelopes_under_the_clients_cluster() {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let wal = dir.path().join("wal");
+    let token = "tok-providers-0123456789";
+    let tokens = dir.path().join("tokens.csv");
+    std::fs::write(&tokens, format!("{token},pushers\n")).unwrap();
+    let config = dir.path().join("auditlake.toml");
+    std::fs::write(&config, "[serve.clusters]\n\"token:pushers\" = \"prod\"\n").unwrap();
+    let server = Server::start(
+        store.to_str().unwrap(),
+        &wal,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--insecure-http",
+            "--token-file",
+            tokens.to_str().unwrap(),
+            "--flush-interval",
+            "1s",
+        ],
+        &[],
+    );
+    let url = server.url(false, "/audit");
+    let rt = rt();
+    let c = plain_client();
+    let send = |body: String, headers: &[(&str, &str)]| {
+        rt.block_on(post(&c, &url, body.into_bytes(), headers))
+            .unwrap()
+    };
+
+    // Firehose: records of base64, gzipped subscription documents naming another cluster.
+    let data = serde_json::json!({"messageType": "DATA_MESSAGE", "owner": "1",
+        "logGroup": "/aws/eks/other/cluster", "logStream": "kube-apiserver-audit-1",
+        "subscriptionFilters": ["f"],
+        "logEvents": [{"id": "1", "timestamp": 1, "message": event(1, "")},
+                      {"id": "2", "timestamp": 1, "message": event(2, "")}]});
+    let firehose = serde_json::json!({"requestId": "req-1", "timestamp": 1,
+        "records": [{"data": b64(&gzip(data.to_string().as_bytes()))}]});
+    let wrong = send(
+        firehose.to_string(),
+        &[
+            ("X-Amz-Firehose-Request-Id", "req-0"),
+            ("X-Amz-Firehose-Access-Key", "nope"),
+        ],
+    );
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    assert_eq!(wrong.body["requestId"], "req-0", "{}", wrong.body);
+    assert!(
+        wrong.body["errorMessage"].as_str().is_some(),
+        "{}",
+        wrong.body
+    );
+    let r = send(
+        firehose.to_string(),
+        &[
+            ("X-Amz-Firehose-Request-Id", "req-1"),
+            ("X-Amz-Firehose-Access-Key", token),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["requestId"], "req-1", "{}", r.body);
+    assert!(r.body["timestamp"].as_u64().is_some(), "{}", r.body);
+
+    // Pub/Sub push of a GKE LogEntry, and an AKS records document.
+    let entry = serde_json::json!({"protoPayload": {"@type": "type.googleapis.com/google.cloud.audit.AuditLog",
+        "authenticationInfo": {"principalEmail": "jane@example.com"}, "methodName": "io.k8s.core.v1.pods.list",
+        "resourceName": "core/v1/namespaces/default/pods", "serviceName": "k8s.io", "status": {"code": 0}},
+        "insertId": "gke-1", "resource": {"type": "k8s_cluster", "labels": {"cluster_name": "gk"}},
+        "timestamp": "2026-11-30T01:00:00.000000Z"});
+    let push = serde_json::json!({"message": {"data": b64(entry.to_string().as_bytes()), "messageId": "m1"},
+        "subscription": "projects/p/subscriptions/audit"});
+    let bearer = format!("Bearer {token}");
+    let r = send(push.to_string(), &[("Authorization", &bearer)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["accepted"], 1, "{}", r.body);
+    let aks = serde_json::json!({"records": [
+        {"category": "kube-audit", "resourceId": "/x/MANAGEDCLUSTERS/OTHER", "properties": {"log": event(3, "")}},
+        {"category": "guard", "resourceId": "/x/MANAGEDCLUSTERS/OTHER", "properties": {"log": "guard says hi"}}]});
+    let r = send(aks.to_string(), &[("Authorization", &bearer)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (r.body["accepted"].as_u64(), r.body["rejected"].as_u64()),
+        (Some(1), Some(1)),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.to_string().contains("category \\\"guard\\\""),
+        "{}",
+        r.body
+    );
+
+    wait_stored(&store, 4);
+    server.stop();
+    assert_eq!(
+        sql_ndjson(
+            &store,
+            "SELECT source_format, cluster, count(*) AS n FROM audit_events GROUP BY 1, 2 ORDER BY 1"
+        ),
+        vec![
+            serde_json::json!({"source_format": "aks", "cluster": "prod", "n": 1}),
+            serde_json::json!({"source_format": "eks", "cluster": "prod", "n": 2}),
+            serde_json::json!({"source_format": "gke", "cluster": "prod", "n": 1}),
+        ]
+    );
+}

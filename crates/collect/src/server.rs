@@ -197,7 +197,14 @@ impl State {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
             })
-            .map(str::trim);
+            .map(str::trim)
+            // Firehose's HTTP endpoint delivery sends its access key in a header of its own.
+            .or_else(|| {
+                req.headers()
+                    .get(FIREHOSE_ACCESS_KEY)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::trim)
+            });
         // Certificate and token identities live apart (`cn:…`, `token:…`), so that a
         // certificate whose CN is a token's name is not that token's client.
         let identity: Option<String> = match (cert_cn, bearer) {
@@ -324,7 +331,56 @@ fn text(code: StatusCode, body: &str) -> Response<Full<Bytes>> {
     r
 }
 
+/// The headers of Amazon Data Firehose's HTTP endpoint delivery: the access key configured on
+/// the stream, and the request's ID, which the response must give back.
+const FIREHOSE_ACCESS_KEY: &str = "x-amz-firehose-access-key";
+const FIREHOSE_REQUEST_ID: &str = "x-amz-firehose-request-id";
+
+/// A response as Firehose's HTTP endpoint delivery requires it: `{"requestId", "timestamp"}`,
+/// with `errorMessage` when it failed (Firehose then retries the records).
+async fn firehose_response(request_id: &str, r: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt as _;
+    let status = r.status();
+    let body = r
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut doc = serde_json::json!({
+        "requestId": request_id,
+        "timestamp": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    });
+    if status != StatusCode::OK {
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        doc["errorMessage"] = serde_json::Value::String(message);
+    }
+    json_response(status, doc)
+}
+
 async fn receive(
+    state: &State,
+    cert_cn: Option<&str>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let firehose = req
+        .headers()
+        .get(FIREHOSE_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let r = receive_batch(state, cert_cn, req).await;
+    match firehose {
+        Some(id) => firehose_response(&id, r).await,
+        None => r,
+    }
+}
+
+async fn receive_batch(
     state: &State,
     cert_cn: Option<&str>,
     req: Request<Incoming>,

@@ -248,7 +248,11 @@ pub fn decode_input(
                         Ok(())
                     }
                 },
-                Err(Some(e)) => Err(e),
+                // Broken JSON either way: the decoder's own message, as for any line.
+                Err(Some(e)) => match res {
+                    Err(native @ DecodeError::Json(_)) => Err(native),
+                    _ => Err(e),
+                },
             }
         }
         provider => match unwrap_text(text, provider) {
@@ -333,9 +337,9 @@ fn unwrap_text(text: &str, format: Format) -> Result<Vec<Unwrapped>, Option<Deco
     }
     // One value, or several written back to back (Firehose writes its records to S3 that way).
     let mut values = Vec::new();
-    for v in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
+    for v in serde_json::Deserializer::from_str(text).into_iter::<Strict>() {
         match v {
-            Ok(v) => values.push(v),
+            Ok(Strict(v)) => values.push(v),
             Err(e) => return Err(Some(DecodeError::Json(e.to_string()))),
         }
     }
@@ -346,6 +350,74 @@ fn unwrap_text(text: &str, format: Format) -> Result<Vec<Unwrapped>, Option<Deco
         recognised |= unwrap_value(v, item, format, 0, &mut out);
     }
     if recognised { Ok(out) } else { Err(None) }
+}
+
+/// A JSON value that refuses a key given twice in one object, as the event decoder does: which
+/// value counts would be the parser's guess (`serde_json::Value` keeps the last), and an
+/// envelope is no way around that rule.
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            let Strict(v) = map.next_value()?;
+            if out.contains_key(&k) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate key {k:?} in one object"
+                )));
+            }
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
+    }
 }
 
 /// Unwraps one JSON value; false when it is not an envelope (nor, for `Auto`, a bare event)

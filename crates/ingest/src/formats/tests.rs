@@ -233,3 +233,23 @@ fn the_marker_key_is_refused_in_input_envelopes() {
     assert!(rows.is_empty());
     assert!(errors[0].contains("reserved"), "{errors:?}");
 }
+
+#[test]
+fn a_key_given_twice_is_refused_inside_envelopes_too() {
+    // Which objectRef counts would be the parser's guess: a Secret's body then goes unredacted.
+    let twice = r#"{"auditID":"d1","stage":"ResponseComplete","verb":"create","requestReceivedTimestamp":"2026-03-19T11:02:00Z","objectRef":{"resource":"secrets"},"objectRef":{"resource":"configmaps"},"requestObject":{"data":{"p":"x"}}}"#;
+    for text in [
+        twice.to_owned(),
+        format!("[{twice}]"),
+        format!("{twice}{twice}"),
+        format!(r#"{{"category":"kube-audit","properties":{{"log":{twice}}}}}"#),
+        format!(r#"{{"category":"kube-audit","properties":{{"log":{EVENT},"log":{EVENT}}}}}"#),
+    ] {
+        let (rows, errors) = decode(&text, Format::Auto);
+        assert!(rows.is_empty(), "{text}: stored");
+        assert!(
+            errors.iter().all(|e| e.contains("duplicate key")),
+            "{text}: {errors:?}"
+        );
+    }
+}

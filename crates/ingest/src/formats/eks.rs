@@ -94,11 +94,11 @@ impl Provider for Eks {
             // The other members (searchedLogStreams, nextToken) describe the query, not an event.
             for (i, e) in events.into_iter().enumerate() {
                 let Value::Object(e) = e else { continue };
-                out.push(log_event(e, Some(i), None, None, |e| Value::Object(e)));
+                out.push(log_event(e, Some(i), None, None, Value::Object));
             }
             return;
         }
-        out.push(log_event(m, item, None, None, |e| Value::Object(e)));
+        out.push(log_event(m, item, None, None, Value::Object));
     }
 }
 

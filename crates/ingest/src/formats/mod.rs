@@ -212,18 +212,18 @@ pub fn decode_input(
         })
     };
     match format {
-        Format::K8s => return native(sink),
+        Format::K8s => native(sink),
         Format::Auto => {
             // The common case costs one parse: the rows are held until it is known that the
             // text is the apiserver's own.
             let mut held: Vec<(Option<usize>, &str, Result<EventRow<'_>, DecodeError>)> =
                 Vec::new();
             let res = decode_document(text, opts, |i, raw, r| held.push((i, raw, r)));
-            let not_native = match (&res, held.as_slice()) {
-                (Err(DecodeError::Json(_) | DecodeError::NotAnObject(_)), _) => true,
-                (Ok(()), [(None, _, Err(DecodeError::NotAnEvent))]) => true,
-                _ => false,
-            };
+            let not_native = matches!(
+                (&res, held.as_slice()),
+                (Err(DecodeError::Json(_) | DecodeError::NotAnObject(_)), _)
+                    | (Ok(()), [(None, _, Err(DecodeError::NotAnEvent))])
+            );
             if !not_native {
                 for (i, raw, r) in held {
                     sink(

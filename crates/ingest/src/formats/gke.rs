@@ -186,9 +186,27 @@ fn entry(mut e: Map<String, Value>, item: Option<usize>) -> Unwrapped {
             )),
         );
     }
-    let p = p.cloned().unwrap_or_default();
+    // The bodies go to their columns only: the envelope marks their places. Taken out first, so
+    // that the rest is read in place (a body is most of an entry: never copied).
+    let mut request = None;
+    let mut response = None;
+    if let Some(Value::Object(p)) = e.get_mut("protoPayload") {
+        if let Some(req) = p.remove("request") {
+            request = Some(req);
+            p.insert("request".into(), marker("requestObject"));
+        }
+        if let Some(resp) = p.remove("response") {
+            response = Some(resp);
+            p.insert("response".into(), marker("responseObject"));
+        }
+    }
+    let empty = Map::new();
+    let p = e
+        .get("protoPayload")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let s = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
-    let method = s(&p, "methodName").unwrap_or_default();
+    let method = s(p, "methodName").unwrap_or_default();
     let (resource, subresource, verb) = method_parts(&method);
     let verb = verb.unwrap_or_default().to_owned();
 
@@ -206,7 +224,7 @@ fn entry(mut e: Map<String, Value>, item: Option<usize>) -> Unwrapped {
     if !verb.is_empty() {
         ev.insert("verb".into(), verb.clone().into());
     }
-    if let Some(rn) = s(&p, "resourceName") {
+    if let Some(rn) = s(p, "resourceName") {
         let (oref, uri) = object_ref(&rn, resource, subresource);
         ev.insert("requestURI".into(), uri.into());
         if let Some(o) = oref {
@@ -264,16 +282,11 @@ fn entry(mut e: Map<String, Value>, item: Option<usize>) -> Unwrapped {
                 "forbid"
             }
         });
-    // The bodies go to their columns only: the envelope marks their places.
-    if let Some(Value::Object(p)) = e.get_mut("protoPayload") {
-        if let Some(req) = p.remove("request") {
-            ev.insert("requestObject".into(), req);
-            p.insert("request".into(), marker("requestObject"));
-        }
-        if let Some(resp) = p.remove("response") {
-            ev.insert("responseObject".into(), resp);
-            p.insert("response".into(), marker("responseObject"));
-        }
+    if let Some(req) = request {
+        ev.insert("requestObject".into(), req);
+    }
+    if let Some(resp) = response {
+        ev.insert("responseObject".into(), resp);
     }
     let cluster = e
         .get("resource")

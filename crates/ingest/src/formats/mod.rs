@@ -646,9 +646,11 @@ pub(crate) fn unwrap_data(
         Err(e) => {
             let error =
                 e.unwrap_or_else(|| envelope_error(format!("{field} holds {}", described(format))));
+            // The reject keeps the decoded text, not its base64: masking (Secret values, tokens)
+            // can only see into text, and a credential must not reach the rejected area encoded.
             out.push(Err(Bad {
                 item,
-                raw: raw(),
+                raw: text,
                 error,
             }));
             return;

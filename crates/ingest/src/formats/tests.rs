@@ -253,3 +253,24 @@ fn a_key_given_twice_is_refused_inside_envelopes_too() {
         );
     }
 }
+
+#[test]
+fn a_reject_inside_base64_data_keeps_the_decoded_text_for_masking() {
+    let cut = r#"{"protoPayload":{"@type":"type.googleapis.com/google.cloud.audit.AuditLog","serviceName":"k8s.io","resourceName":"core/v1/namespaces/p/secrets/s","request":{"kind":"Secret","data":{"password":"c2VjcmV0"#;
+    let push = format!(
+        r#"{{"message":{{"data":"{}"}},"subscription":"s"}}"#,
+        encode_data(cut.as_bytes(), false).unwrap()
+    );
+    let mut raws = Vec::new();
+    decode_input(
+        &push,
+        Format::Auto,
+        &DecodeOptions::default(),
+        &mut |_, raw, r| {
+            assert!(r.is_err());
+            raws.push(raw.to_owned());
+        },
+    )
+    .unwrap();
+    assert_eq!(raws, [cut.to_owned()]);
+}

@@ -319,9 +319,9 @@ impl Detail {
 }
 
 /// The details each `source_format` does not record: GKE's LogEntries carry no audit level, no
-/// stage, no user groups and no query string (its `resourceName` is the path), and auditlake maps
-/// no impersonation from them. (The views treat a missing stage as a complete request, as for
-/// v1beta1 events, so stage is no gap.)
+/// user groups and no query string (its `resourceName` is the path), and auditlake maps no
+/// impersonation from them. (Their stage comes from `operation.first`/`last`; the views treat a
+/// missing stage as a complete request anyway, as for v1beta1 events.)
 pub fn not_recorded(source_format: &str) -> &'static [Detail] {
     match source_format {
         "gke" => &[

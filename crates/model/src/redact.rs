@@ -546,6 +546,7 @@ pub fn mask_rejected(raw: &str, opts: &RedactOptions) -> String {
         // Written as parsed, not as it came: a key given twice keeps only the value that was
         // judged (and masked).
         mask_value_keys(&mut v, &keys);
+        mask_embedded(&mut v, opts, 0);
         return v.to_string();
     }
     // Escapes could spell a key or a resource name without its letters: judge the text with
@@ -555,9 +556,12 @@ pub fn mask_rejected(raw: &str, opts: &RedactOptions) -> String {
     let mut text = raw;
     let mut cut = false;
     if opts.covered_names().iter().any(|n| raw.contains(n)) {
-        let first_body = ["\"requestObject\"", "\"responseObject\""]
+        // The bodies of an Event, of a GKE LogEntry (`request`, `response`), and the same keys
+        // inside a JSON string (an EKS message or AKS log in a broken envelope).
+        let first_body = BODY_KEYS
             .iter()
-            .filter_map(|k| raw.find(k))
+            .flat_map(|k| [format!("\"{k}\""), format!("\\\"{k}\\\"")])
+            .filter_map(|k| raw.find(&k))
             .min();
         if let Some(i) = first_body {
             text = &raw[..i];
@@ -569,6 +573,34 @@ pub fn mask_rejected(raw: &str, opts: &RedactOptions) -> String {
         out.push_str(&Value::String(REDACTED_REST.into()).to_string());
     }
     out
+}
+
+/// The keys under which bodies sit, in Events and in GKE's LogEntries.
+const BODY_KEYS: [&str; 4] = ["requestObject", "responseObject", "request", "response"];
+
+/// Masks JSON held in string values (an EKS `message`, an AKS `properties.log`): key names
+/// alone do not see into them.
+fn mask_embedded(v: &mut Value, opts: &RedactOptions, depth: u8) {
+    match v {
+        Value::String(s) if depth < 4 && s.trim_start().starts_with(['{', '[']) => {
+            let masked = mask_rejected_at(s, opts, depth + 1);
+            *s = masked;
+        }
+        Value::Object(m) => m.values_mut().for_each(|v| mask_embedded(v, opts, depth)),
+        Value::Array(a) => a.iter_mut().for_each(|v| mask_embedded(v, opts, depth)),
+        _ => {}
+    }
+}
+
+/// [`mask_rejected`] of a JSON text held in a string, `depth` strings deep.
+fn mask_rejected_at(raw: &str, opts: &RedactOptions, depth: u8) -> String {
+    let keys = opts.sensitive_keys();
+    if let Ok(mut v) = serde_json::from_str::<Value>(raw) {
+        mask_value_keys(&mut v, &keys);
+        mask_embedded(&mut v, opts, depth);
+        return v.to_string();
+    }
+    mask_rejected(raw, opts)
 }
 
 /// Whether a JSON pointer goes through one of `keys`.
@@ -1031,5 +1063,24 @@ mod tests {
                 prop_assert!(!masked.contains(SECRET), "{} -> {}", raw, masked);
             }
         }
+    }
+
+    #[test]
+    fn rejected_envelopes_are_masked_inside_their_json_strings() {
+        let opts = RedactOptions::default();
+        let event = r#"{"auditID":"a","verb":"create","objectRef":{"resource":"secrets"},"requestObject":{"kind":"Secret","data":{"password":"PLANTED-1"}}}"#;
+        // A whole event in a string (an AKS log of another category), and one cut short (an
+        // EKS message CloudWatch truncated).
+        let whole =
+            serde_json::json!({"category": "guard", "properties": {"log": event}}).to_string();
+        let cut = serde_json::json!({"logEvents": [{"message": format!("{}[Truncated...]", &event[..event.len() - 5])}]}).to_string();
+        for raw in [whole, cut] {
+            let masked = mask_rejected(&raw, &opts);
+            assert!(!masked.contains("PLANTED"), "{masked}");
+        }
+        // A GKE entry that does not parse is cut at its first body, `request`.
+        let gke = r#"{"protoPayload":{"resourceName":"core/v1/namespaces/p/secrets/s","request":"stringData:\n  k: PLANTED-2","x":[[["#;
+        let masked = mask_rejected(gke, &opts);
+        assert!(!masked.contains("PLANTED"), "{masked}");
     }
 }

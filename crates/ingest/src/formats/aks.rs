@@ -53,7 +53,12 @@ impl Provider for Aks {
 /// in lower case (as `az aks list` shows it for a name created in lower case).
 fn cluster_of(resource_id: &str) -> Option<String> {
     let lower = resource_id.to_ascii_lowercase();
-    let at = lower.find("/managedclusters/")? + "/managedclusters/".len();
+    // The resource type's segment, not a resource group that happens to be named so.
+    const TYPE: &str = "/providers/microsoft.containerservice/managedclusters/";
+    let at = match lower.rfind(TYPE) {
+        Some(i) => i + TYPE.len(),
+        None => lower.rfind("/managedclusters/")? + "/managedclusters/".len(),
+    };
     let name = lower[at..].split('/').next()?;
     (!name.is_empty()).then(|| name.to_owned())
 }

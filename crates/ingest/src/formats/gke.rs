@@ -6,14 +6,15 @@
 //!
 //! There is no Event inside: one is mapped from the entry (the mapping below), and the whole entry
 //! is kept as the envelope, with its `request` and `response` bodies moved out to the body
-//! columns (where redaction runs). GKE records no stage, level or user groups; those columns stay
-//! null, and controls that need them say so.
+//! columns (where redaction runs). GKE records no level or user groups; those columns stay null,
+//! and controls that need them say so.
 //!
 //! | Event field | from the LogEntry |
 //! |---|---|
 //! | auditID | `operation.id`, else `insertId` |
 //! | verb | the last part of `protoPayload.methodName` (`io.k8s.core.v1.pods.exec.create`) |
-//! | objectRef | `resourceName` (`core/v1/namespaces/ns/pods/p/exec`); resource and subresource as `methodName` names them |
+//! | objectRef | `resourceName` (`core/v1/namespaces/ns/pods/p/exec`): the path the apiserver served decides resource, name and subresource |
+//! | stage | `operation.last`: ResponseComplete, else `operation.first`: ResponseStarted (a long-running request's two entries); else none |
 //! | requestURI | built from `resourceName` (`/api/v1/namespaces/ns/pods/p/exec`; `/readyz` for a non-resource URL), without a query string |
 //! | user.username | `authenticationInfo.principalEmail` |
 //! | sourceIPs, userAgent | `requestMetadata.callerIp`, `.callerSuppliedUserAgent` |
@@ -118,13 +119,14 @@ fn method_parts(method: &str) -> (Option<&str>, Option<&str>, Option<&str>) {
     }
 }
 
-/// The objectRef and request URI a `resourceName` names, with the resource as `methodName`
-/// says it (it tells `namespaces/ns/pods` from the namespace `ns`'s subresource).
-fn object_ref(
-    resource_name: &str,
-    resource: Option<&str>,
-    subresource: Option<&str>,
-) -> (Option<Map<String, Value>>, String) {
+/// The subresources of a namespace itself (`namespaces/<ns>/finalize`), which a path of three
+/// segments under `namespaces/` can also be (`namespaces/<ns>/pods` lists pods).
+const NAMESPACE_SUBRESOURCES: [&str; 2] = ["finalize", "status"];
+
+/// The objectRef and request URI a `resourceName` names. The path is what the apiserver served,
+/// so resource, name and subresource are read from it alone (a `methodName` that says otherwise
+/// does not decide which redaction rules a body gets).
+fn object_ref(resource_name: &str) -> (Option<Map<String, Value>>, String) {
     let parts: Vec<&str> = resource_name.trim_start_matches('/').split('/').collect();
     if parts.len() < 3 || !is_version(parts[1]) {
         return (None, format!("/{}", resource_name.trim_start_matches('/')));
@@ -136,14 +138,16 @@ fn object_ref(
         format!("/apis/{group}/{version}/{}", rest.join("/"))
     };
     let mut o = Map::new();
-    let namespaced = rest.len() >= 3 && rest[0] == "namespaces" && resource != Some("namespaces");
-    let (res, name) = if namespaced {
+    let namespaced = rest.len() >= 3
+        && rest[0] == "namespaces"
+        && !(rest.len() == 3 && NAMESPACE_SUBRESOURCES.contains(&rest[2]));
+    let (res, name, sub) = if namespaced {
         o.insert("namespace".into(), rest[1].into());
-        (rest[2], rest.get(3))
+        (rest[2], rest.get(3), rest.get(4))
     } else {
-        (rest[0], rest.get(1))
+        (rest[0], rest.get(1), rest.get(2))
     };
-    o.insert("resource".into(), resource.unwrap_or(res).into());
+    o.insert("resource".into(), res.into());
     if let Some(n) = name {
         o.insert("name".into(), (*n).into());
     }
@@ -151,8 +155,8 @@ fn object_ref(
         o.insert("apiGroup".into(), group.into());
     }
     o.insert("apiVersion".into(), version.into());
-    if let Some(s) = subresource {
-        o.insert("subresource".into(), s.into());
+    if let Some(s) = sub {
+        o.insert("subresource".into(), (*s).into());
     }
     (Some(o), uri)
 }
@@ -207,8 +211,9 @@ fn entry(mut e: Map<String, Value>, item: Option<usize>) -> Unwrapped {
         .unwrap_or(&empty);
     let s = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
     let method = s(p, "methodName").unwrap_or_default();
-    let (resource, subresource, verb) = method_parts(&method);
+    let (_, _, verb) = method_parts(&method);
     let verb = verb.unwrap_or_default().to_owned();
+    let mut subresource = None;
 
     let mut ev = Map::new();
     ev.insert("kind".into(), "Event".into());
@@ -225,11 +230,23 @@ fn entry(mut e: Map<String, Value>, item: Option<usize>) -> Unwrapped {
         ev.insert("verb".into(), verb.clone().into());
     }
     if let Some(rn) = s(p, "resourceName") {
-        let (oref, uri) = object_ref(&rn, resource, subresource);
+        let (oref, uri) = object_ref(&rn);
         ev.insert("requestURI".into(), uri.into());
         if let Some(o) = oref {
+            subresource = o
+                .get("subresource")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
             ev.insert("objectRef".into(), Value::Object(o));
         }
+    }
+    // One entry per request, or two for a long-running one (`first`, then `last`).
+    let operation = e.get("operation");
+    let flag = |k: &str| operation.and_then(|o| o.get(k)) == Some(&Value::Bool(true));
+    if flag("last") {
+        ev.insert("stage".into(), "ResponseComplete".into());
+    } else if flag("first") {
+        ev.insert("stage".into(), "ResponseStarted".into());
     }
     if let Some(user) = p
         .get("authenticationInfo")
@@ -250,7 +267,7 @@ fn entry(mut e: Map<String, Value>, item: Option<usize>) -> Unwrapped {
         let grpc = st.get("code").and_then(Value::as_i64).unwrap_or(0);
         let mut rs = Map::new();
         rs.insert("metadata".into(), json!({}));
-        if let Some(code) = http_code(grpc, &verb, subresource) {
+        if let Some(code) = http_code(grpc, &verb, subresource.as_deref()) {
             rs.insert("code".into(), code.into());
         }
         if grpc != 0 {
@@ -319,37 +336,29 @@ mod tests {
             method_parts("io.k8s.authorization.rbac.v1.clusterrolebindings.create"),
             (Some("clusterrolebindings"), None, Some("create"))
         );
-        let (o, uri) = object_ref(
-            "core/v1/namespaces/ns/pods/p/exec",
-            Some("pods"),
-            Some("exec"),
-        );
+        let (o, uri) = object_ref("core/v1/namespaces/ns/pods/p/exec");
         assert_eq!(uri, "/api/v1/namespaces/ns/pods/p/exec");
         let o = o.unwrap();
         assert_eq!(o["namespace"], "ns");
+        assert_eq!(o["resource"], "pods");
         assert_eq!(o["name"], "p");
         assert_eq!(o["subresource"], "exec");
-        let (o, uri) = object_ref(
-            "core/v1/namespaces/ns/finalize",
-            Some("namespaces"),
-            Some("finalize"),
-        );
+        let (o, _) = object_ref("core/v1/namespaces/ns/pods");
+        assert_eq!(o.unwrap()["resource"], "pods");
+        let (o, uri) = object_ref("core/v1/namespaces/ns/finalize");
         assert_eq!(uri, "/api/v1/namespaces/ns/finalize");
         let o = o.unwrap();
         assert_eq!(o["resource"], "namespaces");
         assert_eq!(o["name"], "ns");
+        assert_eq!(o["subresource"], "finalize");
         assert!(!o.contains_key("namespace"));
-        let (o, uri) = object_ref(
-            "rbac.authorization.k8s.io/v1/clusterrolebindings/x",
-            Some("clusterrolebindings"),
-            None,
-        );
+        let (o, uri) = object_ref("rbac.authorization.k8s.io/v1/clusterrolebindings/x");
         assert_eq!(
             uri,
             "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/x"
         );
         assert_eq!(o.unwrap()["apiGroup"], "rbac.authorization.k8s.io");
-        let (o, uri) = object_ref("readyz", None, None);
+        let (o, uri) = object_ref("readyz");
         assert!(o.is_none());
         assert_eq!(uri, "/readyz");
         assert!(

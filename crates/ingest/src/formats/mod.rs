@@ -150,13 +150,25 @@ pub(crate) fn event_marker(as_string: Option<&str>) -> Value {
     Value::Object(m)
 }
 
-/// Whether a value uses the marker key anywhere.
+/// Whether a value uses the marker key anywhere but in the places of events and bodies (an AKS
+/// `properties.log`, a GKE `protoPayload.request` or `.response`): those leave the envelope
+/// before markers go in, and what a client put in its request must not get the event refused.
 fn uses_mark(v: &Value) -> bool {
-    match v {
-        Value::Object(m) => m.contains_key(MARK) || m.values().any(uses_mark),
-        Value::Array(a) => a.iter().any(uses_mark),
-        _ => false,
+    fn walk(v: &Value, parent: &str) -> bool {
+        match v {
+            Value::Object(m) => {
+                m.contains_key(MARK)
+                    || m.iter().any(|(k, v)| {
+                        let event_place = (parent == "properties" && k == "log")
+                            || (parent == "protoPayload" && (k == "request" || k == "response"));
+                        !event_place && walk(v, k)
+                    })
+            }
+            Value::Array(a) => a.iter().any(|v| walk(v, "")),
+            _ => false,
+        }
     }
+    walk(v, "")
 }
 
 /// The inner Event of an envelope field: a JSON string holding it (AKS `properties.log`, EKS
@@ -199,6 +211,7 @@ pub fn decode_input(
     opts: &DecodeOptions,
     sink: &mut Sink<'_>,
 ) -> Result<(), DecodeError> {
+    DATA.set((0, 0));
     let native = |sink: &mut Sink<'_>| {
         decode_document(text, opts, |i, raw, r| {
             sink(
@@ -219,11 +232,24 @@ pub fn decode_input(
             let mut held: Vec<(Option<usize>, &str, Result<EventRow<'_>, DecodeError>)> =
                 Vec::new();
             let res = decode_document(text, opts, |i, raw, r| held.push((i, raw, r)));
+            // A lone object that the apiserver's format takes only by `level` (or cannot take)
+            // and that a provider recognises is an envelope: Azure's records may carry a
+            // top-level `level`, and a shipper may add a `timestamp`.
+            let weak = match held.as_slice() {
+                [(None, _, Err(_))] => true,
+                [(None, _, Ok(r))] => {
+                    r.audit_id.is_none()
+                        && r.verb.is_none()
+                        && r.request_uri.is_none()
+                        && r.stage.is_none()
+                }
+                _ => false,
+            };
             let not_native = matches!(
                 (&res, held.as_slice()),
                 (Err(DecodeError::Json(_) | DecodeError::NotAnObject(_)), _)
                     | (Ok(()), [(None, _, Err(DecodeError::NotAnEvent))])
-            );
+            ) || (weak && res.is_ok() && a_providers_envelope(text));
             if !not_native {
                 for (i, raw, r) in held {
                     sink(
@@ -267,6 +293,14 @@ pub fn decode_input(
     }
 }
 
+/// Whether a text is one object that some provider recognises as its envelope.
+fn a_providers_envelope(text: &str) -> bool {
+    match serde_json::from_str::<Strict>(text) {
+        Ok(Strict(Value::Object(m))) => PROVIDERS.iter().any(|p| p.recognises(&m)),
+        _ => false,
+    }
+}
+
 fn article(f: Format) -> &'static str {
     match f {
         Format::Aks => "an AKS",
@@ -305,6 +339,21 @@ fn emit(
                 continue;
             }
         };
+        if leaf
+            .envelope
+            .as_ref()
+            .is_some_and(|e| depth(e) > MAX_ENVELOPE_DEPTH)
+        {
+            sink(
+                leaf.item,
+                &leaf.event,
+                Err(envelope_error(format!(
+                    "{}: the envelope nests deeper than {MAX_ENVELOPE_DEPTH} levels",
+                    leaf.source
+                ))),
+            );
+            continue;
+        }
         let envelope = leaf.envelope.as_ref().map(Value::to_string);
         let row = auditlake_model::decode::decode_event(&leaf.event, opts)
             .map(|mut row| {
@@ -452,7 +501,10 @@ fn unwrap_value(
             any
         }
         Value::Object(m) => {
-            if uses_mark(&Value::Object(m.clone())) {
+            let v = Value::Object(m);
+            let reserved = uses_mark(&v);
+            let Value::Object(m) = v else { return false };
+            if reserved {
                 out.push(Err(Bad {
                     item,
                     raw: Value::Object(m).to_string(),
@@ -588,7 +640,11 @@ fn encode_data(bytes: &[u8], gzip: bool) -> Result<String, String> {
 }
 
 /// Base64 data as text, gunzipped when it is gzip; and whether it was.
-pub(crate) fn decode_data(data: &str, field: &str) -> Result<(String, bool), DecodeError> {
+pub(crate) fn decode_data(
+    data: &str,
+    field: &str,
+    limit: u64,
+) -> Result<(String, bool), DecodeError> {
     use base64::Engine as _;
     use std::io::Read as _;
     let bytes = base64::engine::general_purpose::STANDARD
@@ -597,27 +653,45 @@ pub(crate) fn decode_data(data: &str, field: &str) -> Result<(String, bool), Dec
     let (bytes, gzip) = if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(bytes.as_slice())
-            .take(MAX_DATA_BYTES + 1)
+            .take(limit + 1)
             .read_to_end(&mut out)
             .map_err(|e| envelope_error(format!("{field} is not valid gzip: {e}")))?;
-        if out.len() as u64 > MAX_DATA_BYTES {
-            return Err(envelope_error(format!(
-                "{field} unpacks to more than {} MiB",
-                MAX_DATA_BYTES >> 20
-            )));
-        }
         (out, true)
     } else {
         (bytes, false)
     };
+    if bytes.len() as u64 > limit {
+        return Err(envelope_error(format!(
+            "{field}: the data of one delivery unpacks to more than {} MiB",
+            MAX_DATA_BYTES >> 20
+        )));
+    }
     let text = String::from_utf8(bytes)
         .map_err(|e| envelope_error(format!("{field} is not UTF-8 text: {e}")))?;
     Ok((text, gzip))
 }
 
-/// The most a base64 `data` field may unpack to: a gzip bomb in a Firehose record must not take
-/// the process's memory (Firehose's own record limit is 1,000 KiB).
+/// The most the base64 `data` fields of one text may unpack to, all together: a gzip bomb in a
+/// Firehose delivery must not take the process's memory (Firehose's own record limit is
+/// 1,000 KiB, Pub/Sub's message limit 10 MB).
 const MAX_DATA_BYTES: u64 = 64 << 20;
+
+thread_local! {
+    /// For the text being decoded: how deep in base64 data the unwrap is, and how many bytes its
+    /// data fields have unpacked to so far.
+    static DATA: std::cell::Cell<(u8, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// How deep a stored envelope may nest: the export reads it back in one parse.
+const MAX_ENVELOPE_DEPTH: usize = 64;
+
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
 
 /// Unwraps the JSON text inside a `data` field (Pub/Sub, Firehose), with the events' envelopes
 /// nested in a base64 marker under `wrap`, which rebuilds the outer envelope.
@@ -630,7 +704,18 @@ pub(crate) fn unwrap_data(
     raw: impl Fn() -> String,
     wrap: impl Fn(Value) -> Value,
 ) {
-    let (text, gzip) = match decode_data(data, field) {
+    let (level, used) = DATA.get();
+    if level > 0 {
+        out.push(Err(Bad {
+            item,
+            raw: raw(),
+            error: envelope_error(format!(
+                "{field}: base64 data inside base64 data, which no provider sends"
+            )),
+        }));
+        return;
+    }
+    let (text, gzip) = match decode_data(data, field, MAX_DATA_BYTES.saturating_sub(used)) {
         Ok(t) => t,
         Err(error) => {
             out.push(Err(Bad {
@@ -641,7 +726,10 @@ pub(crate) fn unwrap_data(
             return;
         }
     };
-    let inner = match unwrap_text(&text, format) {
+    DATA.set((level + 1, used + text.len() as u64));
+    let inner = unwrap_text(&text, format);
+    DATA.set((level, used + text.len() as u64));
+    let inner = match inner {
         Ok(leaves) => leaves,
         Err(e) => {
             let error =

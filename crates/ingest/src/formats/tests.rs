@@ -148,7 +148,12 @@ fn eks_shapes_truncation_and_other_streams() {
     else {
         panic!("a line");
     };
-    let (inner, gz) = decode_data(back["records"][0]["data"].as_str().unwrap(), "data").unwrap();
+    let (inner, gz) = decode_data(
+        back["records"][0]["data"].as_str().unwrap(),
+        "data",
+        MAX_DATA_BYTES,
+    )
+    .unwrap();
     assert!(gz);
     let inner: Value = serde_json::from_str(&inner).unwrap();
     assert_eq!(inner["logGroup"], "/aws/eks/prod/cluster");
@@ -203,7 +208,12 @@ fn gke_entries_map_to_events_and_pubsub_is_unwrapped() {
         panic!("a line");
     };
     // The data is base64 again, of the same JSON value (its keys in the store's order).
-    let (data, gz) = decode_data(back["message"]["data"].as_str().unwrap(), "data").unwrap();
+    let (data, gz) = decode_data(
+        back["message"]["data"].as_str().unwrap(),
+        "data",
+        MAX_DATA_BYTES,
+    )
+    .unwrap();
     assert!(!gz);
     assert_eq!(
         serde_json::from_str::<Value>(&data).unwrap(),
@@ -273,4 +283,116 @@ fn a_reject_inside_base64_data_keeps_the_decoded_text_for_masking() {
     )
     .unwrap();
     assert_eq!(raws, [cut.to_owned()]);
+}
+
+/// What a review attacking the envelopes found, each held here.
+#[test]
+fn review_findings_stay_fixed() {
+    let rid = "/SUBSCRIPTIONS/X/RESOURCEGROUPS/MANAGEDCLUSTERS/PROVIDERS/MICROSOFT.CONTAINERSERVICE/MANAGEDCLUSTERS/REALNAME";
+    // An AKS record with Azure's top-level `level` is still an envelope, not an event.
+    let rec = format!(
+        r#"{{"category":"kube-audit","level":"Informational","timestamp":"2025-01-10T10:00:00Z","resourceId":"{rid}","properties":{{"log":{}}}}}"#,
+        quoted(EVENT)
+    );
+    let (rows, errors) = decode(&rec, Format::Auto);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(rows[0].source_format, Some("aks"));
+    assert_eq!(rows[0].audit_id.as_deref(), Some("a1"));
+    // The cluster is the resource's, not a resource group named MANAGEDCLUSTERS.
+    assert_eq!(rows[0].envelope_cluster.as_deref(), Some("realname"));
+
+    // The reserved key inside a request body does not get the event refused.
+    let entry = r#"{"protoPayload":{"@type":"type.googleapis.com/google.cloud.audit.AuditLog","methodName":"io.k8s.core.v1.configmaps.patch","resourceName":"core/v1/namespaces/default/secrets/s1","serviceName":"k8s.io","request":{"$auditlake":"x","data":{"k":"PLANTED"}}},"insertId":"i","operation":{"id":"op","first":true,"last":false},"timestamp":"2026-03-19T10:30:00Z"}"#;
+    let (rows, errors) = decode(entry, Format::Auto);
+    assert!(errors.is_empty(), "{errors:?}");
+    // The path decides the resource (so the Secret's redaction rules), whatever methodName says;
+    // a first entry without its last is the request's start.
+    assert_eq!(rows[0].resource.as_deref(), Some("secrets"));
+    let body = rows[0].request_object.as_deref().unwrap();
+    assert!(!body.contains("PLANTED"), "{body}");
+    let (rows, _) = decode(
+        &entry.replace(
+            r#""first":true,"last":false"#,
+            r#""first":false,"last":true"#,
+        ),
+        Format::Auto,
+    );
+    assert_eq!(rows[0].verb.as_deref(), Some("patch"));
+    let (rows, _) = decode(entry, Format::Auto);
+    assert!(
+        rows[0]
+            .envelope
+            .as_deref()
+            .unwrap()
+            .contains("requestObject")
+    );
+
+    // Base64 data inside base64 data is refused, and a delivery's data has one budget.
+    let inner = format!(
+        r#"{{"message":{{"data":"{}"}},"subscription":"s"}}"#,
+        encode_data(entry.as_bytes(), false).unwrap()
+    );
+    let outer = format!(
+        r#"{{"message":{{"data":"{}"}},"subscription":"s"}}"#,
+        encode_data(inner.as_bytes(), true).unwrap()
+    );
+    let (rows, errors) = decode(&outer, Format::Auto);
+    assert!(rows.is_empty());
+    assert!(
+        errors[0].contains("base64 data inside base64 data"),
+        "{errors:?}"
+    );
+    let big = "x".repeat(40 << 20);
+    let record = format!(
+        r#"{{"data":"{}"}}"#,
+        encode_data(big.as_bytes(), true).unwrap()
+    );
+    let firehose = format!(r#"{{"requestId":"r","records":[{record},{record}]}}"#);
+    let (_, errors) = decode(&firehose, Format::Eks);
+    assert!(
+        errors.iter().any(|e| e.contains("more than 64 MiB")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn the_stage_of_gke_entries_comes_from_first_and_last() {
+    let entry = |first: bool, last: bool| {
+        format!(
+            r#"{{"protoPayload":{{"@type":"type.googleapis.com/google.cloud.audit.AuditLog","methodName":"io.k8s.core.v1.pods.exec.create","resourceName":"core/v1/namespaces/n/pods/p/exec","serviceName":"k8s.io","status":{{"code":0}}}},"operation":{{"id":"op","first":{first},"last":{last}}},"timestamp":"2026-03-19T10:30:00Z"}}"#
+        )
+    };
+    let stage = |f, l| {
+        let (rows, errors) = decode(&entry(f, l), Format::Gke);
+        assert!(errors.is_empty(), "{errors:?}");
+        let text = rows[0].envelope.clone().unwrap();
+        (rows[0].response_code, text.contains("first"))
+    };
+    assert_eq!(stage(true, true), (Some(101), true));
+    let mut opts_rows = Vec::new();
+    decode_input(
+        &entry(true, false),
+        Format::Gke,
+        &DecodeOptions::default(),
+        &mut |_, _, r| {
+            opts_rows.push(r.unwrap().stage.map(|s| s.into_owned()));
+        },
+    )
+    .unwrap();
+    decode_input(
+        &entry(false, true),
+        Format::Gke,
+        &DecodeOptions::default(),
+        &mut |_, _, r| {
+            opts_rows.push(r.unwrap().stage.map(|s| s.into_owned()));
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        opts_rows,
+        [
+            Some("ResponseStarted".to_owned()),
+            Some("ResponseComplete".to_owned())
+        ]
+    );
 }

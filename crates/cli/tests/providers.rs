@@ -486,24 +486,7 @@ fn write_all(dir: &Path, files: &[(&str, String)]) -> Vec<PathBuf> {
 
 /// Each control's audit IDs in the scenario's report, and the control's JSON.
 fn findings(store: &Path, config: &Path) -> BTreeMap<String, (BTreeSet<String>, Value)> {
-    let out = bin()
-        .arg("--store")
-        .arg(store)
-        .arg("--config")
-        .arg(config)
-        .args([
-            "report",
-            "--from",
-            "2026-05-01",
-            "--to",
-            "2026-05-11",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    let r: Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    let r = crate::report::report_json(store, config, "2026-05-01", "2026-05-11");
     r["controls"]
         .as_array()
         .unwrap()

@@ -558,25 +558,22 @@ fn scenario_days(keep: &[u32], edit: &dyn Fn(&mut Value)) -> (tempfile::TempDir,
     (dir, store, config)
 }
 
-fn statuses(store: &Path, config: &Path) -> (Value, BTreeMap<String, (String, String)>) {
+/// The JSON report of `[from, to)` over a store, with a config file.
+pub fn report_json(store: &Path, config: &Path, from: &str, to: &str) -> Value {
     let out = bin()
         .arg("--store")
         .arg(store)
         .arg("--config")
         .arg(config)
-        .args([
-            "report",
-            "--from",
-            "2026-05-04",
-            "--to",
-            "2026-05-07",
-            "--format",
-            "json",
-        ])
+        .args(["report", "--from", from, "--to", to, "--format", "json"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn statuses(store: &Path, config: &Path) -> (Value, BTreeMap<String, (String, String)>) {
+    let r = report_json(store, config, "2026-05-04", "2026-05-07");
     let by_view = r["controls"]
         .as_array()
         .unwrap()

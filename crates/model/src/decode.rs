@@ -148,7 +148,8 @@ fn parse_doc(text: &str) -> Result<RawDoc<'_>, DecodeError> {
     Ok(doc)
 }
 
-fn json_kind(v: &Value) -> &'static str {
+/// The kind of a JSON value, as error messages name it.
+pub fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",

@@ -26,6 +26,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
+pub(crate) use auditlake_model::decode::json_kind;
 use auditlake_model::decode::{DecodeError, DecodeOptions, EventRow, decode_document};
 use auditlake_model::schema::source;
 use serde_json::{Map, Value};
@@ -184,17 +185,6 @@ pub(crate) fn inner_event(v: Value, field: &str) -> Result<(String, Value), Deco
             "{field} is a JSON {}, not an audit event",
             json_kind(&other)
         ))),
-    }
-}
-
-pub(crate) fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }
 

@@ -105,18 +105,10 @@ fn is_version(s: &str) -> bool {
     }
 }
 
-/// The resource, subresource and verb a `methodName` names: `io.k8s.core.v1.pods.exec.create`
-/// is (pods, exec, create); `io.k8s.get` (a non-resource URL) is only the verb.
-fn method_parts(method: &str) -> (Option<&str>, Option<&str>, Option<&str>) {
-    let parts: Vec<&str> = method.split('.').collect();
-    let verb = parts.last().copied().filter(|v| !v.is_empty());
-    match parts.iter().position(|p| is_version(p)) {
-        Some(at) if parts.len() >= at + 3 => {
-            let after = &parts[at + 1..parts.len() - 1];
-            (after.first().copied(), after.get(1).copied(), verb)
-        }
-        _ => (None, None, verb),
-    }
+/// The verb a `methodName` names: its last part (`io.k8s.core.v1.pods.exec.create` is create,
+/// `io.k8s.get`, on a non-resource URL, get).
+fn method_verb(method: &str) -> Option<&str> {
+    method.rsplit('.').next().filter(|v| !v.is_empty())
 }
 
 /// The subresources of a namespace itself (`namespaces/<ns>/finalize`), which a path of three
@@ -211,8 +203,7 @@ fn entry(mut e: Map<String, Value>, item: Option<usize>) -> Unwrapped {
         .unwrap_or(&empty);
     let s = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
     let method = s(p, "methodName").unwrap_or_default();
-    let (_, _, verb) = method_parts(&method);
-    let verb = verb.unwrap_or_default().to_owned();
+    let verb = method_verb(&method).unwrap_or_default().to_owned();
     let mut subresource = None;
 
     let mut ev = Map::new();
@@ -328,14 +319,11 @@ mod tests {
     #[test]
     fn method_and_resource_names_map_to_the_object_ref() {
         assert_eq!(
-            method_parts("io.k8s.core.v1.pods.exec.create"),
-            (Some("pods"), Some("exec"), Some("create"))
+            method_verb("io.k8s.core.v1.pods.exec.create"),
+            Some("create")
         );
-        assert_eq!(method_parts("io.k8s.get"), (None, None, Some("get")));
-        assert_eq!(
-            method_parts("io.k8s.authorization.rbac.v1.clusterrolebindings.create"),
-            (Some("clusterrolebindings"), None, Some("create"))
-        );
+        assert_eq!(method_verb("io.k8s.get"), Some("get"));
+        assert_eq!(method_verb(""), None);
         let (o, uri) = object_ref("core/v1/namespaces/ns/pods/p/exec");
         assert_eq!(uri, "/api/v1/namespaces/ns/pods/p/exec");
         let o = o.unwrap();

@@ -398,6 +398,11 @@ fn check_entry(version: Version, bytes: &[u8], key: Option<&PublicKey>) -> Check
                 }
             }
             "protocol" | "metaData" if version == 0 => {}
+            // Columns an older store lacked, added by a commit of their own.
+            "metaData"
+                if info
+                    .as_ref()
+                    .is_some_and(|i| i["auditlake"]["kind"] == "schema") => {}
             other => mismatch(&mut c, format!("line {}: a {other} action", i + 1)),
         }
     }

@@ -60,6 +60,9 @@ pub enum CommitKind {
     Compact,
     Slim,
     Retain,
+    /// Columns added to the table's schema (a metaData action), for a store created by an
+    /// older auditlake.
+    Schema,
 }
 
 impl CommitKind {
@@ -70,6 +73,7 @@ impl CommitKind {
             Self::Compact => "compact",
             Self::Slim => "slim",
             Self::Retain => "retain",
+            Self::Schema => "schema",
         }
     }
 
@@ -81,6 +85,7 @@ impl CommitKind {
             Self::Compact => "OPTIMIZE",
             Self::Slim => "UPDATE",
             Self::Retain => "DELETE",
+            Self::Schema => "ADD COLUMNS",
         }
     }
 }
@@ -108,6 +113,9 @@ pub struct Commit {
     pub run: String,
     pub add: Vec<NewFile>,
     pub remove: Vec<DataFile>,
+    /// The table's metadata (a `metaData` action's body) when the commit sets it: the first
+    /// commit's is made from the code's schema unless given here.
+    pub metadata: Option<Value>,
 }
 
 impl Commit {
@@ -118,6 +126,7 @@ impl Commit {
             run: run.into(),
             add: Vec::new(),
             remove: Vec::new(),
+            metadata: None,
         }
     }
 
@@ -244,6 +253,28 @@ fn stats_time(us: Micros) -> String {
         .unwrap_or_default()
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string()
+}
+
+/// The metadata of a new table: the code's schema, partitioned by day.
+fn new_table_metadata(now: i64) -> Result<Value> {
+    let schema = delta_schema(
+        &auditlake_model::audit_events_schema(),
+        &auditlake_model::schema::PARTITION_COLUMNS,
+    )?;
+    Ok(json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "name": "audit_events",
+        "format": {"provider": "parquet", "options": {}},
+        "schemaString": schema,
+        "partitionColumns": auditlake_model::schema::PARTITION_COLUMNS,
+        "configuration": {
+            "delta.checkpointInterval": CHECKPOINT_INTERVAL.to_string(),
+            // The log is the audit trail of the store itself: never expire it.
+            "delta.enableExpiredLogCleanup": "false",
+            "delta.dataSkippingStatsColumns": auditlake_model::schema::col::TS,
+        },
+        "createdTime": now,
+    }))
 }
 
 /// The Delta schema (`schemaString`) of an Arrow schema of the store's column types.
@@ -868,25 +899,14 @@ impl Store {
             },
         }})];
         if read_version.is_none() {
-            let schema = delta_schema(
-                &auditlake_model::audit_events_schema(),
-                &auditlake_model::schema::PARTITION_COLUMNS,
-            )?;
             lines.push(json!({"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}));
-            lines.push(json!({"metaData": {
-                "id": uuid::Uuid::new_v4().to_string(),
-                "name": "audit_events",
-                "format": {"provider": "parquet", "options": {}},
-                "schemaString": schema,
-                "partitionColumns": auditlake_model::schema::PARTITION_COLUMNS,
-                "configuration": {
-                    "delta.checkpointInterval": CHECKPOINT_INTERVAL.to_string(),
-                    // The log is the audit trail of the store itself: never expire it.
-                    "delta.enableExpiredLogCleanup": "false",
-                    "delta.dataSkippingStatsColumns": auditlake_model::schema::col::TS,
-                },
-                "createdTime": now,
-            }}));
+            let metadata = match &c.metadata {
+                Some(m) => m.clone(),
+                None => new_table_metadata(now)?,
+            };
+            lines.push(json!({ "metaData": metadata }));
+        } else if let Some(m) = &c.metadata {
+            lines.push(json!({ "metaData": m }));
         }
         for f in &c.remove {
             lines.push(json!({"remove": {
@@ -1057,7 +1077,7 @@ impl Store {
     /// files (rewrites that a dead run left half done are completed first).
     pub async fn ensure_table(&self) -> Result<Version> {
         if let Some(v) = self.latest_version().await? {
-            return Ok(v);
+            return self.ensure_schema(v).await;
         }
         self.recover_legacy().await?;
         let files = self.legacy_files(None, None).await?;
@@ -1099,6 +1119,83 @@ impl Store {
                 .latest_version()
                 .await?
                 .ok_or_else(|| self.log_err("the log's first entry vanished")),
+        }
+    }
+
+    /// The version to write after, once the table's schema has every column this auditlake
+    /// writes: a table an older auditlake created gets the missing (nullable) columns in a
+    /// commit of their own, so that other Delta readers see them. Checked once per process.
+    async fn ensure_schema(&self, mut latest: Version) -> Result<Version> {
+        use std::sync::atomic::Ordering;
+        if self.schema_checked.load(Ordering::Relaxed) {
+            return Ok(latest);
+        }
+        loop {
+            let state = DeltaTableState::try_new(self.log_store().as_ref(), Some(latest))
+                .await
+                .map_err(|e| self.log_err(e))?;
+            let have: Vec<String> = state
+                .schema()
+                .fields()
+                .map(|f| f.name().to_owned())
+                .collect();
+            let wanted: Vec<String> = auditlake_model::audit_events_schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .chain(
+                    auditlake_model::schema::PARTITION_COLUMNS
+                        .iter()
+                        .map(|c| (*c).to_owned()),
+                )
+                .collect();
+            let missing: Vec<&String> = wanted.iter().filter(|w| !have.contains(w)).collect();
+            // Only columns added at the end are added; a table with columns this auditlake does
+            // not know (a newer writer's) is left as it is.
+            if missing.is_empty() || have.iter().any(|h| !wanted.contains(h)) {
+                self.schema_checked.store(true, Ordering::Relaxed);
+                return Ok(latest);
+            }
+            let m = state.metadata();
+            let schema = delta_schema(
+                &auditlake_model::audit_events_schema(),
+                &auditlake_model::schema::PARTITION_COLUMNS,
+            )?;
+            let metadata = json!({
+                "id": m.id(),
+                "name": m.name(),
+                "format": {"provider": "parquet", "options": {}},
+                "schemaString": schema,
+                "partitionColumns": m.partition_columns(),
+                "configuration": m.configuration(),
+                "createdTime": m.created_time(),
+            });
+            let mut c = Commit::new(
+                CommitKind::Schema,
+                crate::RunId::new().to_string(),
+                format!(
+                    "columns added: {}",
+                    missing
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            c.metadata = Some(metadata);
+            match self.try_commit(Some(latest), &c).await? {
+                Some(v) => {
+                    self.schema_checked.store(true, Ordering::Relaxed);
+                    return Ok(v);
+                }
+                // Another writer committed first: look again at what it left.
+                None => {
+                    latest = self
+                        .latest_version()
+                        .await?
+                        .ok_or_else(|| self.log_err("the log vanished"))?;
+                }
+            }
         }
     }
 
@@ -1165,6 +1262,70 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A table an older auditlake created (its schema without the columns added since) gets
+    /// them in one commit of its own, which `verify` accepts; Delta readers then see them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_table_of_an_older_schema_gets_the_new_columns_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap(), &[]).unwrap();
+        let full = auditlake_model::audit_events_schema();
+        let old = arrow::datatypes::Schema::new(
+            full.fields()
+                .iter()
+                .filter(|f| !matches!(f.name().as_str(), "source_format" | "envelope"))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        let mut metadata = new_table_metadata(0).unwrap();
+        metadata["schemaString"] =
+            Value::String(delta_schema(&old, &auditlake_model::schema::PARTITION_COLUMNS).unwrap());
+        let mut c = Commit::new(CommitKind::Create, "r", "an older store");
+        c.metadata = Some(metadata);
+        assert_eq!(store.try_commit(None, &c).await.unwrap(), Some(0));
+
+        let names = |v| {
+            let store = &store;
+            async move {
+                let state = DeltaTableState::try_new(store.log_store().as_ref(), Some(v))
+                    .await
+                    .unwrap();
+                state
+                    .schema()
+                    .fields()
+                    .map(|f| f.name().to_owned())
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert!(!names(0).await.contains(&"envelope".to_owned()));
+        assert_eq!(store.ensure_table().await.unwrap(), 1);
+        let now = names(1).await;
+        assert!(now.contains(&"source_format".to_owned()) && now.contains(&"envelope".to_owned()));
+        // Once: the next writer (another process) finds nothing to add.
+        let again = Store::open(dir.path().to_str().unwrap(), &[]).unwrap();
+        assert_eq!(again.ensure_table().await.unwrap(), 1);
+        let report = crate::integrity::verify(
+            &store,
+            &crate::integrity::VerifyOptions {
+                from: None,
+                to: None,
+                public_key: None,
+                expect_version: None,
+            },
+        )
+        .await
+        .unwrap();
+        // Nothing but the absence of signatures (no key here): the metaData is accepted.
+        assert!(
+            report
+                .findings
+                .iter()
+                .all(|f| matches!(f, crate::integrity::Finding::Unsigned { .. })),
+            "{:?}",
+            report.findings
+        );
+        assert_eq!(report.entries, 2);
+    }
 
     /// The snapshot read directly (checkpoint, then the entries after it) is delta-rs's: the
     /// same files, sizes, rows and `ts` ranges, before and after checkpoints, with removes.

@@ -27,6 +27,8 @@ pub struct Store {
     url: Url,
     local: bool,
     pub(crate) snapshots: Arc<SnapshotCache>,
+    /// Set once this process has seen that the table's schema has every column it writes.
+    pub(crate) schema_checked: Arc<std::sync::atomic::AtomicBool>,
     /// Signs the digest of every commit this process makes (`--signing-key`).
     pub(crate) signer: Option<Arc<crate::integrity::Signer>>,
 }
@@ -99,6 +101,7 @@ impl Store {
                     url: base,
                     local: false,
                     snapshots: Arc::default(),
+                    schema_checked: Arc::default(),
                     signer: None,
                 })
             }
@@ -148,6 +151,7 @@ impl Store {
             url,
             local: true,
             snapshots: Arc::default(),
+            schema_checked: Arc::default(),
             signer: None,
         })
     }

@@ -154,22 +154,20 @@ pub(crate) fn event_marker(as_string: Option<&str>) -> Value {
 /// Whether a value uses the marker key anywhere but in the places of events and bodies (an AKS
 /// `properties.log`, a GKE `protoPayload.request` or `.response`): those leave the envelope
 /// before markers go in, and what a client put in its request must not get the event refused.
-fn uses_mark(v: &Value) -> bool {
+fn uses_mark_in(m: &Map<String, Value>, parent: &str) -> bool {
     fn walk(v: &Value, parent: &str) -> bool {
         match v {
-            Value::Object(m) => {
-                m.contains_key(MARK)
-                    || m.iter().any(|(k, v)| {
-                        let event_place = (parent == "properties" && k == "log")
-                            || (parent == "protoPayload" && (k == "request" || k == "response"));
-                        !event_place && walk(v, k)
-                    })
-            }
+            Value::Object(m) => uses_mark_in(m, parent),
             Value::Array(a) => a.iter().any(|v| walk(v, "")),
             _ => false,
         }
     }
-    walk(v, "")
+    m.contains_key(MARK)
+        || m.iter().any(|(k, v)| {
+            let event_place = (parent == "properties" && k == "log")
+                || (parent == "protoPayload" && (k == "request" || k == "response"));
+            !event_place && walk(v, k)
+        })
 }
 
 /// The inner Event of an envelope field: a JSON string holding it (AKS `properties.log`, EKS
@@ -286,7 +284,7 @@ pub fn decode_input(
 /// Whether a text is one object that some provider recognises as its envelope.
 fn a_providers_envelope(text: &str) -> bool {
     match serde_json::from_str::<Strict>(text) {
-        Ok(Strict(Value::Object(m))) => PROVIDERS.iter().any(|p| p.recognises(&m)),
+        Ok(Strict(Value::Object(m))) => provider_of(&m, Format::Auto).is_some(),
         _ => false,
     }
 }
@@ -472,29 +470,27 @@ fn unwrap_value(
         Value::Array(items) if depth == 0 => {
             let mut any = false;
             for (i, v) in items.into_iter().enumerate() {
-                let raw = || v.to_string();
-                let before = out.len();
-                if !unwrap_value(v.clone(), Some(i), format, depth + 1, out) {
-                    out.truncate(before);
+                // Judged before it is moved: an element is never copied for a reject's sake.
+                if !takes(&v, format) {
                     out.push(Err(Bad {
                         item: Some(i),
-                        raw: raw(),
+                        raw: v.to_string(),
                         error: match format {
                             Format::Auto => DecodeError::NotAnEvent,
                             f => envelope_error(format!("not {} envelope", article(f))),
                         },
                     }));
                 } else {
-                    any = true;
+                    any |= unwrap_value(v, Some(i), format, depth + 1, out);
                 }
             }
             any
         }
         Value::Object(m) => {
-            let v = Value::Object(m);
-            let reserved = uses_mark(&v);
-            let Value::Object(m) = v else { return false };
-            if reserved {
+            if !takes_object(&m, format) {
+                return false;
+            }
+            if uses_mark_in(&m, "") {
                 out.push(Err(Bad {
                     item,
                     raw: Value::Object(m).to_string(),
@@ -504,29 +500,40 @@ fn unwrap_value(
                 }));
                 return true;
             }
-            for p in PROVIDERS {
-                if (format == Format::Auto || format == p.format()) && p.recognises(&m) {
-                    p.unwrap(m, item, out);
-                    return true;
-                }
-            }
-            if format == Format::Auto {
-                // A bare Event, as an element of an array or one of several values.
-                let text = Value::Object(m).to_string();
-                out.push(Ok(Leaf {
+            match provider_of(&m, format) {
+                Some(p) => p.unwrap(m, item, out),
+                // A bare Event (`Auto` only), as an element of an array or one of several values.
+                None => out.push(Ok(Leaf {
                     item,
-                    event: text,
+                    event: Value::Object(m).to_string(),
                     envelope: None,
                     source: source::K8S,
                     cluster: None,
                     authz_decision: None,
-                }));
-                return true;
+                })),
             }
-            false
+            true
         }
         _ => false,
     }
+}
+
+/// The provider of `format` (any, for `Auto`) that recognises an object.
+fn provider_of(m: &Map<String, Value>, format: Format) -> Option<&'static (dyn Provider + Sync)> {
+    PROVIDERS
+        .into_iter()
+        .find(|p| (format == Format::Auto || format == p.format()) && p.recognises(m))
+}
+
+/// Whether [`unwrap_value`] takes an object: as an envelope (or a reject of one that uses the
+/// reserved key), or, for `Auto`, as a bare Event.
+fn takes_object(m: &Map<String, Value>, format: Format) -> bool {
+    format == Format::Auto || uses_mark_in(m, "") || provider_of(m, format).is_some()
+}
+
+/// Whether [`unwrap_value`] takes an element of an array.
+fn takes(v: &Value, format: Format) -> bool {
+    matches!(v, Value::Object(m) if takes_object(m, format))
 }
 
 /// What [`rebuild_envelope`] gives back.

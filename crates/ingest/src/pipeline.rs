@@ -12,7 +12,8 @@ use auditlake_model::redact::mask_rejected;
 use auditlake_model::schema::col;
 use auditlake_model::{DecodeOptions, EventBatchBuilder, EventRow};
 use auditlake_store::{
-    Commit, CommitKind, NewFile, Partition, RunId, Store, Version, WriteOptions, encode_parquet,
+    Commit, CommitKind, DataFile, NewFile, Partition, RunId, Store, Version, WriteOptions,
+    encode_parquet,
 };
 use tokio::runtime::Handle;
 
@@ -581,14 +582,97 @@ fn is_multiline_document(data: &[u8]) -> bool {
 }
 
 /// One day's events waiting to be written, and what dedup knows of the day.
+///
+/// A copy of an event has the event's time, so only stored files whose time range holds the
+/// time of an incoming event can hold its original: a day's files are read when an event falls
+/// in their range, not all at once. A receiver that flushes every minute reads the file or two
+/// its new events overlap, not the whole day again and again.
 struct PartBuffer {
     batches: Vec<RecordBatch>,
     bytes: usize,
-    /// ID keys of the day's stored events and of those kept by this run.
+    /// ID keys of the stored events read so far and of those kept by this run.
     ids: HashSet<u128>,
-    /// Content digests of the same events, once some ID of the day repeated.
+    /// Content digests of the stored events read so far and of those kept by this run, once
+    /// some ID of the day repeated.
     digests: Option<DayDigests>,
+    /// Stored files of the day whose ID keys are not in `ids` yet.
+    unread_ids: Vec<DataFile>,
+    /// Stored files of the day whose digests are not in `digests` yet (those this run committed
+    /// while `digests` was None among them).
+    unread_digests: Vec<DataFile>,
+    /// Every file of the day this buffer has listed, read or committed.
+    known: HashSet<String>,
     last_touched: u64,
+}
+
+impl PartBuffer {
+    fn new(files: Vec<DataFile>) -> Self {
+        Self {
+            batches: Vec::new(),
+            bytes: 0,
+            ids: HashSet::new(),
+            digests: None,
+            known: files.iter().map(|f| f.meta.location.to_string()).collect(),
+            unread_ids: files.clone(),
+            unread_digests: files,
+            last_touched: 0,
+        }
+    }
+
+    /// Files the store lists that this buffer has not seen (another writer's appends, a
+    /// compaction's outputs) become unread; files no longer listed are forgotten.
+    fn relisted(&mut self, files: Vec<DataFile>) {
+        let listed: HashSet<String> = files.iter().map(|f| f.meta.location.to_string()).collect();
+        self.unread_ids
+            .retain(|f| listed.contains(f.meta.location.as_ref()));
+        self.unread_digests
+            .retain(|f| listed.contains(f.meta.location.as_ref()));
+        for f in files {
+            self.add_unread(f);
+        }
+    }
+
+    /// A stored file this buffer has read nothing of.
+    fn add_unread(&mut self, f: DataFile) {
+        if self.known.insert(f.meta.location.to_string()) {
+            self.unread_ids.push(f.clone());
+            self.unread_digests.push(f);
+        }
+    }
+}
+
+/// The times of a batch's events, sorted: which stored files can hold copies of them.
+struct Times(Vec<i64>);
+
+impl Times {
+    fn of<'b>(batches: impl IntoIterator<Item = &'b RecordBatch>) -> Result<Self> {
+        let mut t = Vec::new();
+        for b in batches {
+            let ts = b
+                .column_by_name(col::TS)
+                .and_then(|c| c.as_primitive_opt::<arrow::datatypes::TimestampMicrosecondType>())
+                .ok_or_else(|| Error::Internal("stored batch without ts".into()))?;
+            t.extend(ts.values().iter().copied());
+        }
+        t.sort_unstable();
+        Ok(Self(t))
+    }
+
+    /// Whether an event falls in the file's time range (a file of unknown range may hold any).
+    fn hit(&self, f: &DataFile) -> bool {
+        let Some((lo, hi)) = f.ts_range else {
+            return true;
+        };
+        let i = self.0.partition_point(|&t| t < lo);
+        self.0.get(i).is_some_and(|&t| t <= hi)
+    }
+
+    /// The files an event falls in, taken out of `files`.
+    fn take_hits(&self, files: &mut Vec<DataFile>) -> Vec<DataFile> {
+        let (hit, rest) = std::mem::take(files).into_iter().partition(|f| self.hit(f));
+        *files = rest;
+        hit
+    }
 }
 
 /// What dedup compares a repeated ID's event with: the full digests of the day's events, and the
@@ -628,12 +712,20 @@ impl DayDigests {
 }
 
 /// Tries a read of a day's files again when a file it listed was removed meanwhile (a compaction
-/// committed between the listing and the read): the next listing shows its replacement.
-fn retry_not_found<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+/// committed between the listing and the read): `relist` makes the next listing, which shows its
+/// replacement.
+fn retry_not_found<S, T>(
+    s: &mut S,
+    mut f: impl FnMut(&mut S) -> Result<T>,
+    mut relist: impl FnMut(&mut S) -> Result<()>,
+) -> Result<T> {
     let mut attempt = 0;
     loop {
-        match f() {
-            Err(Error::Store(e)) if e.is_not_found() && attempt < 5 => attempt += 1,
+        match f(s) {
+            Err(Error::Store(e)) if e.is_not_found() && attempt < 5 => {
+                attempt += 1;
+                relist(s)?;
+            }
             other => return other,
         }
     }
@@ -683,37 +775,99 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// The stored batches of a day, only the named columns.
-    fn read_day(&self, p: &Partition, columns: &[&str]) -> Result<Vec<RecordBatch>> {
-        retry_not_found(|| {
-            let mut out = Vec::new();
-            for f in self.rt.block_on(self.store.partition_files(p))? {
-                out.extend(self.rt.block_on(self.store.read_file(&f, Some(columns)))?);
-            }
-            Ok(out)
-        })
-    }
-
-    /// The content digests of a day: its stored events and those buffered by this run.
-    fn day_digests(&self, p: &Partition, buffered: &[RecordBatch]) -> Result<DayDigests> {
-        let columns = auditlake_model::digest::digest_columns();
-        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
-        let mut out = DayDigests::default();
-        for b in self.read_day(p, &columns)?.iter().chain(buffered) {
-            for d in auditlake_model::digest::content_digests(b)? {
-                out.add(&d);
-            }
+    /// The stored batches of some files, only the named columns.
+    fn read_files(&self, files: &[DataFile], columns: &[&str]) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        for f in files {
+            out.extend(self.rt.block_on(self.store.read_file(f, Some(columns)))?);
         }
         Ok(out)
     }
 
-    /// The ID keys of what is already stored in a partition.
-    fn stored_keys(&self, p: &Partition) -> Result<HashSet<u128>> {
+    /// The ID keys of the events of some stored files.
+    fn keys_of(&self, files: &[DataFile]) -> Result<HashSet<u128>> {
         let mut keys = HashSet::new();
-        for b in self.read_day(p, &[col::TS, col::AUDIT_ID, col::STAGE])? {
+        for b in self.read_files(files, &[col::TS, col::AUDIT_ID, col::STAGE])? {
             keys.extend(batch_keys(&b)?);
         }
         Ok(keys)
+    }
+
+    /// The content digests of the events of some stored files, added to `out`.
+    fn digests_of(&self, files: &[DataFile], out: &mut DayDigests) -> Result<()> {
+        let columns = auditlake_model::digest::digest_columns();
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        for b in self.read_files(files, &columns)? {
+            for d in auditlake_model::digest::content_digests(&b)? {
+                out.add(&d);
+            }
+        }
+        Ok(())
+    }
+
+    fn part(&mut self, p: &Partition) -> Result<&mut PartBuffer> {
+        self.parts
+            .get_mut(p)
+            .ok_or_else(|| Error::Internal("partition buffer vanished".into()))
+    }
+
+    fn relist(&mut self, p: &Partition) -> Result<()> {
+        let files = self.rt.block_on(self.store.partition_files(p))?;
+        self.part(p)?.relisted(files);
+        Ok(())
+    }
+
+    /// Reads the ID keys of the day's stored files that an event of `times` falls in.
+    fn read_ids(&mut self, p: &Partition, times: &Times) -> Result<()> {
+        retry_not_found(
+            self,
+            |w| {
+                let hit = times.take_hits(&mut w.part(p)?.unread_ids);
+                match w.keys_of(&hit) {
+                    Ok(keys) => {
+                        w.part(p)?.ids.extend(keys);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        w.part(p)?.unread_ids.extend(hit);
+                        Err(e)
+                    }
+                }
+            },
+            |w| w.relist(p),
+        )
+    }
+
+    /// Makes the day's digests hold those of every stored file an event of `times` falls in, and
+    /// of this run's buffered events.
+    fn read_digests(&mut self, p: &Partition, times: &Times) -> Result<()> {
+        retry_not_found(
+            self,
+            |w| {
+                let buf = w.part(p)?;
+                let mut digests = match buf.digests.take() {
+                    Some(d) => d,
+                    None => {
+                        let mut d = DayDigests::default();
+                        for b in &buf.batches {
+                            for x in auditlake_model::digest::content_digests(b)? {
+                                d.add(&x);
+                            }
+                        }
+                        d
+                    }
+                };
+                let hit = times.take_hits(&mut buf.unread_digests);
+                let read = w.digests_of(&hit, &mut digests);
+                let buf = w.part(p)?;
+                buf.digests = Some(digests);
+                if read.is_err() {
+                    buf.unread_digests.extend(hit);
+                }
+                read
+            },
+            |w| w.relist(p),
+        )
     }
 
     fn add(&mut self, d: Decoded) -> Result<()> {
@@ -742,33 +896,24 @@ impl Writer<'_> {
         }
         for (p, batch, keys) in d.parts {
             if !self.parts.contains_key(&p) {
-                let stored = self.stored_keys(&p)?;
-                self.parts.insert(
-                    p,
-                    PartBuffer {
-                        batches: Vec::new(),
-                        bytes: 0,
-                        ids: stored,
-                        digests: None,
-                        last_touched: 0,
-                    },
-                );
+                let files = self.rt.block_on(self.store.partition_files(&p))?;
+                self.parts.insert(p, PartBuffer::new(files));
             }
-            let Some(buf) = self.parts.get_mut(&p) else {
-                return Err(Error::Internal("partition buffer vanished".into()));
-            };
-            buf.last_touched = self.tick;
+            let times = Times::of([&batch])?;
+            self.read_ids(&p, &times)?;
+            let tick = self.tick;
+            let buf = self.part(&p)?;
+            buf.last_touched = tick;
             // The ID keys go in first: an event whose ID is new is a new event, at one hash (the
-            // common case); digests are needed only once an ID repeats in the day.
+            // common case); digests are needed only once an ID repeats in the day, and only
+            // those of the files the batch's events fall in.
             let new_ids: Vec<bool> = keys.iter().map(|k| buf.ids.insert(*k)).collect();
-            let mask: BooleanArray = if buf.digests.is_none() && new_ids.iter().all(|&n| n) {
+            let repeated = new_ids.iter().any(|&n| !n);
+            let mask: BooleanArray = if buf.digests.is_none() && !repeated {
                 BooleanArray::from(vec![true; keys.len()])
             } else {
-                if buf.digests.is_none() {
-                    let loaded = self.day_digests(&p, &self.parts[&p].batches)?;
-                    if let Some(buf) = self.parts.get_mut(&p) {
-                        buf.digests = Some(loaded);
-                    }
+                if repeated {
+                    self.read_digests(&p, &times)?;
                 }
                 let Some(digests) = self.parts.get_mut(&p).and_then(|b| b.digests.as_mut()) else {
                     return Err(Error::Internal("partition digests vanished".into()));
@@ -885,6 +1030,17 @@ impl Writer<'_> {
                 self.version = v;
                 self.summary.version = Some(v);
                 self.summary.commits += 1;
+                // The day's new file: its ID keys are the buffer's already, its digests too
+                // once the day has them.
+                for f in &pending {
+                    if let Some(buf) = self.parts.get_mut(&f.partition) {
+                        let file = f.file.data_file();
+                        buf.known.insert(file.meta.location.to_string());
+                        if buf.digests.is_none() {
+                            buf.unread_digests.push(file);
+                        }
+                    }
+                }
                 break;
             }
             self.catch_up(&mut pending)?;
@@ -918,9 +1074,10 @@ impl Writer<'_> {
     }
 
     /// Another writer committed the version this run meant to write. Its appends (and any since)
-    /// may hold events that this run holds too: the days they touched are read again as of the
-    /// latest version, their keys join the run's, and pending events that are already stored are
-    /// dropped from their files (which are written again without them) before the next try.
+    /// may hold events that this run holds too: those of their files that the pending events'
+    /// times fall in are read, and pending events that are already stored are dropped from their
+    /// files (which are written again without them) before the next try. The appends join the
+    /// days' unread files, read when later events fall in them.
     fn catch_up(&mut self, pending: &mut Vec<Pending>) -> Result<()> {
         let entries = self.rt.block_on(self.store.entries_after(self.version))?;
         let Some(last) = entries.last() else {
@@ -928,24 +1085,33 @@ impl Writer<'_> {
             std::thread::sleep(std::time::Duration::from_millis(50));
             return Ok(());
         };
-        let mut touched: HashSet<Partition> = HashSet::new();
+        let mut appended: HashMap<Partition, Vec<DataFile>> = HashMap::new();
         for e in &entries {
             // Compaction outputs (no data change) hold events already stored.
-            touched.extend(e.add.iter().filter(|(_, dc)| *dc).map(|(f, _)| f.partition));
+            for (f, _) in e.add.iter().filter(|(_, dc)| *dc) {
+                appended.entry(f.partition).or_default().push(f.clone());
+            }
         }
         self.version = last.version;
-        for p in touched {
-            let mine = pending.iter().position(|x| x.partition == p);
-            if !self.parts.contains_key(&p) && mine.is_none() {
-                continue;
-            }
-            let stored = self.stored_keys(&p)?;
+        for (p, files) in appended {
             if let Some(buf) = self.parts.get_mut(&p) {
-                buf.ids.extend(stored.iter().copied());
-                // Reloaded from the files on the next repeated ID.
-                buf.digests = None;
+                for f in &files {
+                    buf.add_unread(f.clone());
+                }
             }
-            let Some(i) = mine else { continue };
+            let Some(i) = pending.iter().position(|x| x.partition == p) else {
+                continue;
+            };
+            let times = Times::of(&pending[i].batches)?;
+            let mut theirs_files = files;
+            theirs_files.retain(|f| times.hit(f));
+            // An append a later compaction merged is read from the day's files as listed now.
+            let mut relist = |files: &mut Vec<DataFile>| {
+                *files = self.rt.block_on(self.store.partition_files(&p))?;
+                files.retain(|f| times.hit(f));
+                Ok(())
+            };
+            let stored = retry_not_found(&mut theirs_files, |f| self.keys_of(f), &mut relist)?;
             let ours: Vec<Vec<u128>> = pending[i]
                 .batches
                 .iter()
@@ -955,7 +1121,15 @@ impl Writer<'_> {
                 continue;
             }
             // Same keys: the same event when the content digests agree too.
-            let theirs = self.day_digests(&p, &[])?;
+            let theirs = retry_not_found(
+                &mut theirs_files,
+                |f| {
+                    let mut d = DayDigests::default();
+                    self.digests_of(f, &mut d)?;
+                    Ok(d)
+                },
+                &mut relist,
+            )?;
             let mut kept = Vec::new();
             let mut dropped = 0u64;
             for (b, keys) in pending[i].batches.iter().zip(&ours) {
@@ -1326,26 +1500,89 @@ mod tests {
         let err = rt.block_on(store.read_file(&files[0], None)).unwrap_err();
         assert!(err.is_not_found(), "{err}");
         let mut calls = 0;
-        let out = retry_not_found(|| {
-            calls += 1;
-            if calls < 3 {
-                return Err(Error::Store(
-                    rt.block_on(store.read_file(&files[0], None)).unwrap_err(),
-                ));
-            }
-            Ok(calls)
-        });
-        assert_eq!(out.unwrap(), 3);
+        let mut relists = 0;
+        let out = retry_not_found(
+            &mut calls,
+            |calls| {
+                *calls += 1;
+                if *calls < 3 {
+                    return Err(Error::Store(
+                        rt.block_on(store.read_file(&files[0], None)).unwrap_err(),
+                    ));
+                }
+                Ok(*calls)
+            },
+            |_| {
+                relists += 1;
+                Ok(())
+            },
+        );
+        assert_eq!(
+            (out.unwrap(), relists),
+            (3, 2),
+            "a new listing before each retry"
+        );
         let mut calls = 0;
-        let out: Result<()> = retry_not_found(|| {
-            calls += 1;
-            Err(Error::Store(
-                rt.block_on(store.read_file(&files[0], None)).unwrap_err(),
-            ))
-        });
+        let out: Result<()> = retry_not_found(
+            &mut calls,
+            |calls| {
+                *calls += 1;
+                Err(Error::Store(
+                    rt.block_on(store.read_file(&files[0], None)).unwrap_err(),
+                ))
+            },
+            |_| Ok(()),
+        );
         assert!(
             out.is_err() && calls == 6,
             "gives up after 5 retries: {calls}"
+        );
+    }
+
+    /// Dedup reads only the stored files that an incoming event's time falls in: with an earlier
+    /// hour's file gone behind the store's back, a later hour still ingests, and its copies are
+    /// still found; an event at the gone file's time needs it, and the read fails by name.
+    #[test]
+    fn dedup_reads_only_the_files_an_event_falls_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store").to_str().unwrap(), &[]).unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let line = |id: &str, hour: u32| {
+            format!(
+                r#"{{"auditID":"{id}","stage":"ResponseComplete","verb":"get","requestReceivedTimestamp":"2026-03-19T{hour:02}:00:00Z"}}"#
+            )
+        };
+        let run = |name: &str, lines: &[String]| {
+            let log = dir.path().join(name);
+            std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+            ingest(
+                &store,
+                &[Input::File(log)],
+                &IngestOptions::default(),
+                Arc::new(()),
+                rt.handle(),
+            )
+        };
+        run("ten.log", &[line("a", 10), line("b", 10)]).unwrap();
+        run("twelve.log", &[line("c", 12), line("d", 12)]).unwrap();
+        let files = rt.block_on(store.list_data_files(None)).unwrap();
+        let ten = files
+            .iter()
+            .find(|f| {
+                f.ts_range.is_some_and(|(lo, _)| {
+                    auditlake_model::time::format_canonical(lo).contains("T10:")
+                })
+            })
+            .expect("the 10:00 file");
+        std::fs::remove_file(format!("/{}", ten.meta.location)).unwrap();
+        // A copy of 12:00's events and a new one at 12:00: the gone file is not needed.
+        let s = run("again.log", &[line("c", 12), line("d", 12), line("e", 12)]).unwrap();
+        assert_eq!((s.stored, s.duplicates), (1, 2));
+        // An event at 10:00 can be a copy of what the gone file held: it must be read.
+        let err = run("late.log", &[line("a", 10)]).unwrap_err();
+        assert!(
+            err.to_string().contains("not found") || err.to_string().contains("No such"),
+            "{err}"
         );
     }
 

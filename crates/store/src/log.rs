@@ -103,6 +103,24 @@ pub struct NewFile {
     pub sha256: String,
 }
 
+impl NewFile {
+    /// The file as the table lists it once a commit added it.
+    pub fn data_file(&self) -> DataFile {
+        DataFile {
+            partition: self.partition,
+            meta: ObjectMeta {
+                location: self.path.clone(),
+                last_modified: chrono::Utc::now(),
+                size: self.size,
+                e_tag: None,
+                version: None,
+            },
+            rows: Some(self.rows),
+            ts_range: Some(self.ts_range),
+        }
+    }
+}
+
 /// One change to the table.
 #[derive(Debug, Clone)]
 pub struct Commit {

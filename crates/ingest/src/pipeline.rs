@@ -1477,6 +1477,21 @@ mod tests {
         assert_eq!((r[1].line, r[1].item), (34, None), "the closing `]`");
     }
 
+    /// Ingests one file with the default options.
+    fn ingest_file(
+        store: &Store,
+        rt: &tokio::runtime::Runtime,
+        log: std::path::PathBuf,
+    ) -> Result<IngestSummary> {
+        ingest(
+            store,
+            &[Input::File(log)],
+            &IngestOptions::default(),
+            Arc::new(()),
+            rt.handle(),
+        )
+    }
+
     /// A day's read retries when a listed file vanished (a compaction removed it): the store's
     /// NotFound is recognised, and the read is done again from a new listing.
     #[test]
@@ -1487,14 +1502,7 @@ mod tests {
         let line = r#"{"auditID":"a","stage":"ResponseComplete","verb":"get","requestReceivedTimestamp":"2026-03-19T10:00:00Z"}"#;
         let log = dir.path().join("a.log");
         std::fs::write(&log, format!("{line}\n")).unwrap();
-        ingest(
-            &store,
-            &[Input::File(log)],
-            &IngestOptions::default(),
-            Arc::new(()),
-            rt.handle(),
-        )
-        .unwrap();
+        ingest_file(&store, &rt, log).unwrap();
         let files = rt.block_on(store.list_data_files(None)).unwrap();
         std::fs::remove_file(format!("/{}", files[0].meta.location)).unwrap();
         let err = rt.block_on(store.read_file(&files[0], None)).unwrap_err();
@@ -1555,13 +1563,7 @@ mod tests {
         let run = |name: &str, lines: &[String]| {
             let log = dir.path().join(name);
             std::fs::write(&log, lines.join("\n") + "\n").unwrap();
-            ingest(
-                &store,
-                &[Input::File(log)],
-                &IngestOptions::default(),
-                Arc::new(()),
-                rt.handle(),
-            )
+            ingest_file(&store, &rt, log)
         };
         run("ten.log", &[line("a", 10), line("b", 10)]).unwrap();
         run("twelve.log", &[line("c", 12), line("d", 12)]).unwrap();

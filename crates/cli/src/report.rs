@@ -55,6 +55,11 @@ pub struct Args {
     /// gap (for CI and cron alerting).
     #[arg(long)]
     fail_on_findings: bool,
+    /// Evaluate every day from the table, without reading the evidence kept per closed day under
+    /// `_evidence/` in the store (what is computed is kept again). The report is the same either
+    /// way; this one depends on the table alone.
+    #[arg(long)]
+    recompute: bool,
 }
 
 /// Verifies the store for the days of `[from, to)`.
@@ -114,6 +119,11 @@ pub fn run(store: &str, config: &Config, args: Args) -> Result<ExitCode> {
             f => args.max_evidence.or(f.evidence_cap()),
         },
         sample: args.sample,
+        kept: if args.recompute {
+            report::Kept::Recompute
+        } else {
+            report::Kept::Use
+        },
     };
     let store = crate::open_existing_store(store)?;
     let rt = crate::runtime()?;
@@ -142,6 +152,7 @@ pub fn run(store: &str, config: &Config, args: Args) -> Result<ExitCode> {
     };
     write(&rt, &session, &report, &req, args.format, &mut out)?;
     drop(out);
+    summarise_kept(&report);
     summarise(&report);
     if args.fail_on_findings && needs_an_answer(&report) {
         return Ok(ExitCode::from(4));
@@ -169,6 +180,25 @@ pub fn write(
 /// A finding control with findings, or an evidence control with a gap.
 pub fn needs_an_answer(r: &Report) -> bool {
     r.totals.findings > 0 || r.totals.gaps > 0
+}
+
+/// What the report read from the evidence kept per closed day, on standard error.
+pub fn summarise_kept(r: &Report) {
+    let k = &r.kept;
+    if k.read + k.computed > 0 {
+        eprintln!(
+            "evidence: {} control-days read from {}/, {} computed from the table, {} kept \
+             ({} closed days in the window)",
+            k.read,
+            auditlake_compliance::kept::DIR,
+            k.computed,
+            k.written,
+            k.days
+        );
+    }
+    for p in &k.problems {
+        eprintln!("warning: {p}");
+    }
 }
 
 /// The one line on standard error after a report.

@@ -116,6 +116,7 @@ async fn run_one(
             f => s.max_evidence.or(f.evidence_cap()),
         },
         sample: report::DEFAULT_SAMPLE,
+        kept: report::Kept::Use,
     };
     let opts = QueryOptions {
         scope: config.scope.clone(),

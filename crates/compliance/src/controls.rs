@@ -190,6 +190,14 @@ impl Control {
         }
     }
 
+    /// Whether the control's rows for a UTC day depend on that day's events alone, so that a
+    /// report may keep them per day ([`crate::kept`]). A control whose SQL looks across rows (an
+    /// aggregate, a window function, a join: bursts and silences across midnight, retention,
+    /// audit-ID reuse) says `-- evaluated: over the whole window` and is evaluated whole.
+    pub fn day_local(&self) -> bool {
+        self.header("evaluated").is_none()
+    }
+
     /// The scope list setting without which the control cannot be evaluated, if any.
     pub fn requires(&self) -> Option<String> {
         self.header("requires")
@@ -373,6 +381,36 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
+
+    /// A control evaluated per day must not look across rows: its rows for a day would then
+    /// depend on other days, and kept evidence would be wrong.
+    #[test]
+    fn controls_that_look_across_rows_are_evaluated_whole() {
+        let across = regex::Regex::new(
+            r"(?i)group\s+by|\bover\s*\(|\bjoin\b|\b(min|max|count|sum|avg|lead|lag|now|row_number|rank|first_value|last_value)\s*\(|\bdistinct\b",
+        )
+        .unwrap();
+        let body = |sql: &str| {
+            sql.lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let mut whole = Vec::new();
+        for c in CONTROLS {
+            let looks_across = across.is_match(&body(c.sql));
+            assert!(
+                !looks_across || !c.day_local(),
+                "{} looks across rows but is evaluated per day: add `-- evaluated: over the whole \
+                 window, not per day: <why>`",
+                c.view
+            );
+            if !c.day_local() {
+                whole.push(c.view);
+            }
+        }
+        assert_eq!(whole.len(), 6, "{whole:?}");
+    }
 
     #[test]
     fn details_are_read_from_the_controls_and_the_views_they_read() {

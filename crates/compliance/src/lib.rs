@@ -12,6 +12,7 @@
 
 pub mod controls;
 mod error;
+pub mod kept;
 pub mod render;
 pub mod report;
 pub mod scope;

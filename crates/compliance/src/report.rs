@@ -21,7 +21,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use serde::Serialize;
 
 use crate::controls::{EVIDENCE_COLUMNS, FRAMEWORKS, framework_title};
-use crate::{CONTROLS, Control, Error, Kind, Result, Scope};
+use crate::{CONTROLS, Control, Error, Kind, Result, Scope, kept};
 
 /// An error of the engine that runs the SQL.
 pub type EngineError = Box<dyn std::error::Error + Send + Sync>;
@@ -43,6 +43,42 @@ pub trait Engine: Sync {
     fn store_url(&self) -> String;
     /// The table version the engine reads (pinned, so that every control sees the same files).
     fn table_version(&self) -> Option<u64>;
+
+    /// For each UTC day (`YYYY-MM-DD`) of `[from, to)` that has data files in the version read,
+    /// a fingerprint of those files (their paths and sizes): it changes when a late event is
+    /// appended to the day or the day is compacted. Empty: the engine keeps no evidence.
+    fn day_files(
+        &self,
+        _from: Micros,
+        _to: Micros,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, EngineError>> + Send {
+        async { Ok(BTreeMap::new()) }
+    }
+
+    /// What every kept evidence file depends on besides the control, the scope and the day: the
+    /// auditlake version and the SQL of the views the controls read.
+    fn kept_base(&self) -> String {
+        String::new()
+    }
+
+    /// The bytes of a kept evidence file (a store-relative name under [`crate::kept::DIR`]),
+    /// `None` when there is none.
+    fn read_kept(
+        &self,
+        _name: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, EngineError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// Writes a kept evidence file, and removes the files it replaces (the same view and day
+    /// under another key).
+    fn write_kept(
+        &self,
+        _name: &str,
+        _bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// Rows of the evidence sample when none is asked for.
@@ -61,6 +97,34 @@ pub struct Request {
     pub max_evidence: Option<usize>,
     /// Rows of each evidence control's random sample.
     pub sample: usize,
+    /// Whether the evidence kept per closed day is read ([`crate::kept`]); `Recompute` evaluates
+    /// every day from the table, and keeps what it computed.
+    pub kept: Kept,
+}
+
+/// How a report uses the evidence kept per closed day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Kept {
+    /// Read what is kept, compute and keep the rest.
+    #[default]
+    Use,
+    /// Compute every day from the table, and keep what was computed.
+    Recompute,
+}
+
+/// What a report read from the kept evidence and what it computed, per control and day.
+#[derive(Debug, Clone, Default)]
+pub struct KeptStats {
+    /// Closed days of the window whose events the report read.
+    pub days: usize,
+    /// Control-days read from kept evidence.
+    pub read: usize,
+    /// Control-days computed from the table (partial and open days included).
+    pub computed: usize,
+    /// Control-days written to the kept evidence.
+    pub written: usize,
+    /// Why evidence could not be read or kept, when it could not (the report is unaffected).
+    pub problems: Vec<String>,
 }
 
 /// Parses `soc2`, `pci-dss` (also `pci`), `hipaa`, `cis`, `detections` or `all`, comma-separated.
@@ -396,6 +460,9 @@ pub struct Report {
     /// `auditlake verify` of the window's days, when run.
     pub integrity: Option<Integrity>,
     pub controls: Vec<ControlResult>,
+    /// What came from the kept evidence: not part of the report, which is the same either way.
+    #[serde(skip)]
+    pub kept: KeptStats,
 }
 
 impl Report {
@@ -518,10 +585,12 @@ fn evidence(batches: &[RecordBatch]) -> Result<Vec<Evidence>> {
     Ok(out)
 }
 
-/// The SQL of a control's rows in the window, by time (what `evidence` and NDJSON list).
+/// The SQL of a control's rows in the window, by time (what `evidence` and NDJSON list), in an
+/// order every column takes part in, so that the same rows always come in the same order.
 pub fn evidence_sql(control: &Control, from: Micros, to: Micros, limit: Option<usize>) -> String {
     format!(
-        "SELECT {} FROM {} WHERE {} ORDER BY ts, audit_id, cluster, reason{}",
+        "SELECT {} FROM {} WHERE {} ORDER BY ts, audit_id, cluster, reason, user_name, verb, \
+         resource, subresource, namespace, name, response_code{}",
         EVIDENCE_COLUMNS.join(", "),
         control.view,
         window_sql(from, to),
@@ -549,6 +618,7 @@ struct Context<'a> {
 async fn evaluate<E: Engine>(
     engine: &E,
     cx: &Context<'_>,
+    keeper: &mut Keeper,
     control: &Control,
 ) -> Result<ControlResult> {
     let kind = control.kind();
@@ -612,6 +682,20 @@ async fn evaluate<E: Engine>(
     }
     let req = cx.req;
     match kind {
+        Kind::Finding if control.day_local() => {
+            let rows = keeper.rows(engine, control).await?;
+            r.rows = rows.len() as u64;
+            r.per_day = per_day(&rows);
+            if r.rows > 0 {
+                r.status = Status::Findings;
+                if req.max_evidence != Some(0) {
+                    r.evidence = rows;
+                    if let Some(n) = req.max_evidence {
+                        r.evidence.truncate(n);
+                    }
+                }
+            }
+        }
         Kind::Finding => {
             let window = window_sql(req.from, req.to);
             r.per_day = days(
@@ -644,14 +728,21 @@ async fn evaluate<E: Engine>(
         Kind::Evidence => {
             // Read once, then counted, summarised and sampled here: one scan of the view instead
             // of one per figure (the views are not materialised).
-            let rows = evidence(
-                &collect(
-                    engine,
-                    "rows",
-                    &evidence_sql(control, req.from, req.to, None),
-                )
-                .await?,
-            )?;
+            let rows = if control.day_local() {
+                keeper.rows(engine, control).await?
+            } else {
+                evidence(
+                    &collect(
+                        engine,
+                        "rows",
+                        &evidence_sql(control, req.from, req.to, None),
+                    )
+                    .await?,
+                )?
+            };
+            if !rows.is_empty() {
+                r.incomplete = keeper.incomplete(engine, &rows).await?;
+            }
             r.rows = rows.len() as u64;
             r.per_day = per_day(&rows);
             if rows.is_empty() {
@@ -686,6 +777,20 @@ async fn evaluate<E: Engine>(
         } else {
             r.gaps.extend(r.not_evaluable_for.iter().cloned());
         }
+    }
+    if !r.incomplete.is_empty() {
+        let lacking: u64 = r.incomplete.iter().map(|i| i.rows).sum();
+        let what: Vec<String> = r
+            .incomplete
+            .iter()
+            .map(|i| format!("{} lack {}", i.rows, i.missing))
+            .collect();
+        r.gaps.push(format!(
+            "{lacking} of {} evidence rows lack details PCI DSS 10.2.2 requires ({}): see \
+             pci_10_2_2_missing_fields",
+            r.rows,
+            what.join("; ")
+        ));
     }
     r.evidence_shown = r.evidence.len();
     Ok(r)
@@ -772,65 +877,6 @@ fn sample(rows: &[Evidence], seed: &str, n: usize) -> Vec<Evidence> {
     out
 }
 
-/// Marks the evidence controls whose rows lack details 10.2.2 requires (`incomplete_records`), in
-/// one query for all of them.
-async fn incomplete<E: Engine>(
-    engine: &E,
-    controls: &mut [ControlResult],
-    window: &str,
-) -> Result<()> {
-    let views: Vec<&str> = controls
-        .iter()
-        .filter(|c| c.kind == Kind::Evidence && c.rows > 0)
-        .map(|c| c.view.as_str())
-        .collect();
-    if views.is_empty() {
-        return Ok(());
-    }
-    let union = views
-        .iter()
-        .map(|v| format!("SELECT '{v}' AS control, audit_id, ts, cluster FROM {v} WHERE {window}"))
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
-    let batches = collect(
-        engine,
-        "evidence rows lacking details",
-        &format!(
-            "SELECT concat(v.control, ' ', m.missing) AS k, count(*) AS n FROM ({union}) v \
-             JOIN (SELECT audit_id, ts, cluster, missing FROM incomplete_records WHERE {window}) m \
-             ON v.audit_id = m.audit_id AND v.ts = m.ts \
-             AND coalesce(v.cluster, '') = coalesce(m.cluster, '') GROUP BY k ORDER BY k"
-        ),
-    )
-    .await?;
-    for Count { key, count } in counts(&batches)? {
-        let Some((view, missing)) = key.split_once(' ') else {
-            continue;
-        };
-        if let Some(c) = controls.iter_mut().find(|c| c.view == view) {
-            c.incomplete.push(Incomplete {
-                missing: missing.to_owned(),
-                rows: count,
-            });
-        }
-    }
-    for c in controls.iter_mut().filter(|c| !c.incomplete.is_empty()) {
-        let lacking: u64 = c.incomplete.iter().map(|i| i.rows).sum();
-        let what: Vec<String> = c
-            .incomplete
-            .iter()
-            .map(|i| format!("{} lack {}", i.rows, i.missing))
-            .collect();
-        c.gaps.push(format!(
-            "{lacking} of {} evidence rows lack details PCI DSS 10.2.2 requires ({}): see \
-             pci_10_2_2_missing_fields",
-            c.rows,
-            what.join("; ")
-        ));
-    }
-    Ok(())
-}
-
 /// Evaluates every control of the requested frameworks.
 pub async fn build<E: Engine>(engine: &E, scope: &Scope, req: &Request) -> Result<Report> {
     if req.from >= req.to {
@@ -863,6 +909,14 @@ pub async fn build<E: Engine>(engine: &E, scope: &Scope, req: &Request) -> Resul
         coverage.push(Day { date, count });
         t += DAY;
     }
+    let mut keeper = Keeper::plan(
+        engine,
+        scope,
+        req,
+        &coverage,
+        chrono::Utc::now().timestamp_micros(),
+    )
+    .await;
     let events_in_window: u64 = coverage.iter().map(|d| d.count).sum();
     let days_without_events: Vec<String> = coverage
         .iter()
@@ -895,7 +949,7 @@ pub async fn build<E: Engine>(engine: &E, scope: &Scope, req: &Request) -> Resul
         .iter()
         .filter(|c| req.frameworks.contains(&c.framework))
     {
-        let r = evaluate(engine, &cx, control)
+        let r = evaluate(engine, &cx, &mut keeper, control)
             .await
             .map_err(|e| Error::Query {
                 what: format!("control {} ({})", control.id, control.view),
@@ -903,7 +957,6 @@ pub async fn build<E: Engine>(engine: &E, scope: &Scope, req: &Request) -> Resul
             })?;
         controls.push(r);
     }
-    incomplete(engine, &mut controls, &window).await?;
     for c in controls.iter_mut().filter(|c| c.kind == Kind::Evidence) {
         if c.status == Status::Evidenced && !c.gaps.is_empty() {
             c.status = Status::Gap;
@@ -931,5 +984,286 @@ pub async fn build<E: Engine>(engine: &E, scope: &Scope, req: &Request) -> Resul
         summary,
         integrity: None,
         controls,
+        kept: keeper.stats,
     })
+}
+
+/// One UTC day of the window, clipped to it.
+struct Segment {
+    from: Micros,
+    to: Micros,
+    date: String,
+    events: u64,
+    /// The fingerprint of the day's files, when the day is kept: whole in the window, closed
+    /// (before today, UTC) and with data files.
+    files: Option<String>,
+}
+
+/// The rows of the day-local controls, day by day: read from the kept evidence where a closed
+/// day's is kept under the same key, computed from the table for the rest (each run of
+/// consecutive days not kept in one query), and kept for the closed days computed.
+struct Keeper {
+    segments: Vec<Segment>,
+    /// The engine's base key and the scope's hash.
+    base: String,
+    mode: Kept,
+    /// A write failed (a read-only store): the rest is not tried.
+    write_failed: bool,
+    /// The window's records lacking 10.2.2 details, by `(audit_id, ts, cluster)`.
+    incomplete: Option<std::collections::HashMap<(String, String, String), Vec<String>>>,
+    stats: KeptStats,
+}
+
+impl Keeper {
+    async fn plan<E: Engine>(
+        engine: &E,
+        scope: &Scope,
+        req: &Request,
+        coverage: &[Day],
+        now: Micros,
+    ) -> Self {
+        let mut stats = KeptStats::default();
+        let files = match engine.day_files(req.from, req.to).await {
+            Ok(f) => f,
+            Err(e) => {
+                stats
+                    .problems
+                    .push(format!("the days' files could not be listed: {e}"));
+                BTreeMap::new()
+            }
+        };
+        let today = now.div_euclid(DAY) * DAY;
+        let mut segments = Vec::new();
+        let mut t = req.from.div_euclid(DAY) * DAY;
+        for day in coverage {
+            let whole = t >= req.from && t + DAY <= req.to;
+            let files = (whole && t + DAY <= today)
+                .then(|| files.get(&day.date).cloned())
+                .flatten();
+            stats.days += usize::from(files.is_some());
+            segments.push(Segment {
+                from: t.max(req.from),
+                to: (t + DAY).min(req.to),
+                date: day.date.clone(),
+                events: day.count,
+                files,
+            });
+            t += DAY;
+        }
+        Self {
+            segments,
+            base: kept::key(&[&engine.kept_base(), &scope.sha256()]),
+            mode: req.kept,
+            write_failed: false,
+            incomplete: None,
+            stats,
+        }
+    }
+
+    /// The control's rows in the window, by time.
+    async fn rows<E: Engine>(&mut self, engine: &E, control: &Control) -> Result<Vec<Evidence>> {
+        let sql = |from, to| evidence_sql(control, from, to, None);
+        evidence(
+            &self
+                .batches(engine, control.view, control.sql, &sql)
+                .await?,
+        )
+    }
+
+    /// How many of the rows lack each detail 10.2.2 requires: the rows matched to
+    /// `incomplete_records` on audit ID, time and cluster, as a join of the two would count them.
+    async fn incomplete<E: Engine>(
+        &mut self,
+        engine: &E,
+        rows: &[Evidence],
+    ) -> Result<Vec<Incomplete>> {
+        if self.incomplete.is_none() {
+            let sql = |from, to| {
+                format!(
+                    "SELECT ts, audit_id, coalesce(cluster, '') AS cluster, missing \
+                     FROM {} WHERE {} ORDER BY ts, audit_id, cluster, missing",
+                    kept::INCOMPLETE,
+                    window_sql(from, to)
+                )
+            };
+            let batches = self
+                .batches(engine, kept::INCOMPLETE, kept::INCOMPLETE, &sql)
+                .await?;
+            let mut keys: std::collections::HashMap<_, Vec<String>> = Default::default();
+            for b in &batches {
+                let text = |i: usize| cast(b.column(i), &DataType::Utf8);
+                let (id, cluster, missing) = (text(1)?, text(2)?, text(3)?);
+                let (id, cluster, missing) = (
+                    id.as_string::<i32>(),
+                    cluster.as_string::<i32>(),
+                    missing.as_string::<i32>(),
+                );
+                let ts = cast(
+                    b.column(0),
+                    &DataType::Timestamp(TimeUnit::Microsecond, None),
+                )?;
+                let ts = ts.as_primitive::<TimestampMicrosecondType>();
+                for i in 0..b.num_rows() {
+                    if id.is_null(i) || ts.is_null(i) || missing.is_null(i) {
+                        continue;
+                    }
+                    keys.entry((
+                        id.value(i).to_owned(),
+                        format_canonical(ts.value(i)),
+                        cluster.value(i).to_owned(),
+                    ))
+                    .or_default()
+                    .push(missing.value(i).to_owned());
+                }
+            }
+            self.incomplete = Some(keys);
+        }
+        let keys = self.incomplete.as_ref().expect("loaded above");
+        let mut n: BTreeMap<&str, u64> = BTreeMap::new();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        for e in rows {
+            let Some(id) = &e.audit_id else { continue };
+            if e.ts.is_empty() {
+                continue;
+            }
+            let key = (
+                id.clone(),
+                e.ts.clone(),
+                e.cluster.clone().unwrap_or_default(),
+            );
+            for m in keys.get(&key).into_iter().flatten() {
+                *n.entry(m).or_default() += 1;
+            }
+        }
+        Ok(n.into_iter()
+            .map(|(missing, rows)| Incomplete {
+                missing: missing.to_owned(),
+                rows,
+            })
+            .collect())
+    }
+
+    /// The rows of `sql` over the window (its `from` and `to`), sorted by `ts`, day by day.
+    async fn batches<E: Engine>(
+        &mut self,
+        engine: &E,
+        what: &str,
+        key: &str,
+        sql: &dyn Fn(Micros, Micros) -> String,
+    ) -> Result<Vec<RecordBatch>> {
+        let n = self.segments.len();
+        let mut parts: Vec<Option<Vec<RecordBatch>>> = vec![None; n];
+        let name = |s: &Segment, files: &str| {
+            kept::name(&s.date, what, &kept::key(&[&self.base, key, files]))
+        };
+        for (i, s) in self.segments.iter().enumerate() {
+            if s.events == 0 {
+                parts[i] = Some(Vec::new());
+                continue;
+            }
+            let Some(files) = &s.files else { continue };
+            if self.mode != Kept::Use {
+                continue;
+            }
+            let name = name(s, files);
+            match engine.read_kept(&name).await {
+                Ok(Some(bytes)) => match kept::decode(bytes) {
+                    Ok(b) => {
+                        parts[i] = Some(b);
+                        self.stats.read += 1;
+                    }
+                    Err(e) => self
+                        .stats
+                        .problems
+                        .push(format!("{name}: {e}: computed again")),
+                },
+                Ok(None) => {}
+                Err(e) => self.stats.problems.push(format!("{name}: {e}")),
+            }
+        }
+        let mut i = 0;
+        while i < n {
+            if parts[i].is_some() {
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while j + 1 < n && parts[j + 1].is_none() {
+                j += 1;
+            }
+            let q = sql(self.segments[i].from, self.segments[j].to);
+            let mut stream = engine.stream(&q).await.map_err(|source| Error::Query {
+                what: format!("{what}: {q}"),
+                source,
+            })?;
+            let schema = stream.schema();
+            let mut batches = Vec::new();
+            while let Some(b) = futures::TryStreamExt::try_next(&mut stream).await? {
+                batches.push(b);
+            }
+            let days = split_by_ts(&batches, &self.segments[i..=j])?;
+            for (k, day) in (i..=j).zip(days) {
+                self.stats.computed += 1;
+                if let Some(files) = &self.segments[k].files
+                    && !self.write_failed
+                {
+                    let name = name(&self.segments[k], files);
+                    let written = match kept::encode(&schema, &day) {
+                        Ok(bytes) => engine
+                            .write_kept(&name, bytes)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match written {
+                        Ok(()) => self.stats.written += 1,
+                        Err(e) => {
+                            self.write_failed = true;
+                            self.stats
+                                .problems
+                                .push(format!("{name} could not be kept: {e}"));
+                        }
+                    }
+                }
+                parts[k] = Some(day);
+            }
+            i = j + 1;
+        }
+        Ok(parts.into_iter().flatten().flatten().collect())
+    }
+}
+
+/// Rows sorted by `ts` (none null: a window filter dropped those) cut at the segments' ends.
+fn split_by_ts(batches: &[RecordBatch], segments: &[Segment]) -> Result<Vec<Vec<RecordBatch>>> {
+    let mut out = vec![Vec::new(); segments.len()];
+    let mut last = i64::MIN;
+    for b in batches {
+        let ts = b
+            .column_by_name("ts")
+            .ok_or_else(|| Error::Render("rows without a ts column".into()))?;
+        let ts = cast(ts, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+        let ts = ts.as_primitive::<TimestampMicrosecondType>();
+        let values = ts.values();
+        if ts.null_count() > 0
+            || values.windows(2).any(|w| w[0] > w[1])
+            || values.first().is_some_and(|&t| t < last)
+        {
+            return Err(Error::Render("rows not sorted by ts".into()));
+        }
+        last = values.last().copied().unwrap_or(last);
+        let mut start = 0;
+        for (k, s) in segments.iter().enumerate() {
+            let end = start + values[start..].partition_point(|&t| t < s.to);
+            if end > start {
+                out[k].push(b.slice(start, end - start));
+            }
+            start = end;
+        }
+        if start < values.len() {
+            return Err(Error::Render("rows after the window's end".into()));
+        }
+    }
+    Ok(out)
 }

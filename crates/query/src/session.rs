@@ -40,6 +40,7 @@ pub struct AuditSession {
     store: Store,
     schema: Arc<LazyViewSchema>,
     version: Option<Version>,
+    table: Arc<AuditEventsTable>,
 }
 
 impl AuditSession {
@@ -89,7 +90,10 @@ impl AuditSession {
         };
         let table = Arc::new(AuditEventsTable::new(store.clone(), version)?);
         ctx.register_table("audit_events", Arc::clone(&table) as _)?;
-        ctx.register_table("open_requests", Arc::new(OpenRequestsTable::new(table)))?;
+        ctx.register_table(
+            "open_requests",
+            Arc::new(OpenRequestsTable::new(Arc::clone(&table))),
+        )?;
 
         opts.scope.register(&ctx)?;
 
@@ -102,6 +106,7 @@ impl AuditSession {
             store,
             schema,
             version,
+            table,
         })
     }
 
@@ -198,6 +203,97 @@ impl auditlake_compliance::Engine for AuditSession {
 
     fn table_version(&self) -> Option<u64> {
         self.version
+    }
+
+    async fn day_files(
+        &self,
+        from: auditlake_model::time::Micros,
+        to: auditlake_model::time::Micros,
+    ) -> std::result::Result<
+        std::collections::BTreeMap<String, String>,
+        auditlake_compliance::report::EngineError,
+    > {
+        // The files of the version every query of the session reads (the table's snapshot), so
+        // that the fingerprint names the files the kept rows were computed from.
+        let snapshot = self.table.snapshot().await?;
+        let mut days: std::collections::BTreeMap<String, Vec<(String, u64)>> =
+            std::collections::BTreeMap::new();
+        for f in snapshot.files_in(None) {
+            if f.partition.end() <= from || f.partition.start() >= to {
+                continue;
+            }
+            days.entry(f.partition.date())
+                .or_default()
+                .push((f.meta.location.to_string(), f.meta.size));
+        }
+        Ok(days
+            .into_iter()
+            .map(|(date, mut files)| {
+                files.sort();
+                let parts: Vec<String> = files
+                    .iter()
+                    .flat_map(|(p, n)| [p.clone(), n.to_string()])
+                    .collect();
+                let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+                (date, auditlake_compliance::kept::key(&parts))
+            })
+            .collect())
+    }
+
+    fn kept_base(&self) -> String {
+        let mut parts = vec![env!("CARGO_PKG_VERSION")];
+        for v in VIEWS {
+            parts.push(v.name);
+            parts.push(v.sql);
+        }
+        auditlake_compliance::kept::key(&parts)
+    }
+
+    async fn read_kept(
+        &self,
+        name: &str,
+    ) -> std::result::Result<Option<Vec<u8>>, auditlake_compliance::report::EngineError> {
+        let path = auditlake_store::paths::from_relative(self.store.root(), name);
+        match self.store.get_bytes(&path).await {
+            Ok(b) => Ok(Some(b.to_vec())),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn write_kept(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> std::result::Result<(), auditlake_compliance::report::EngineError> {
+        use futures::TryStreamExt;
+        use object_store::ObjectStoreExt;
+
+        self.store.put_object(name, bytes).await?;
+        // The files this one replaces: the same view and day under another key (`{what}-{key}`).
+        let (dir, file) = name
+            .rsplit_once('/')
+            .ok_or("kept evidence name without a folder")?;
+        let what = file.rsplit_once('-').map_or(file, |(w, _)| w);
+        let root = self.store.root();
+        let dir = auditlake_store::paths::from_relative(root, dir);
+        let os = self.store.object_store();
+        let stale: Vec<_> = os
+            .list(Some(&dir))
+            .try_filter(|m| {
+                let n = m.location.filename().unwrap_or_default();
+                let same = n.rsplit_once('-').is_some_and(|(w, _)| w == what);
+                std::future::ready(same && n != file)
+            })
+            .try_collect()
+            .await?;
+        for m in stale {
+            match os.delete(&m.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@
 --      versions number these checks differently.)
 -- severity: medium
 -- kind: finding
+-- evaluated: over the whole window, not per day: the history of the whole store (oldest and newest event per cluster)
 CREATE VIEW cis_1_2_17_audit_retention AS
 WITH span AS (
   SELECT cluster, min(ts) AS oldest, max(ts) AS newest, count(DISTINCT date) AS days_with_events

@@ -9,6 +9,7 @@
 --      from data can show a gap in coverage, not prove coverage: confirm against the policy file.
 -- severity: medium
 -- kind: finding
+-- evaluated: over the whole window, not per day: counts over the whole store
 CREATE VIEW cis_3_2_2_policy_coverage AS
 WITH c AS (
   SELECT max(ts) AS newest,

@@ -10,6 +10,7 @@
 --      audit ID alone merges the two, and the second request vanishes from the trail.
 -- severity: high
 -- kind: finding
+-- evaluated: over the whole window, not per day: an audit ID reused on another day is reuse too
 CREATE VIEW audit_id_reuse AS
 WITH reused AS (
   SELECT cluster, audit_id, stage, count(*) AS events

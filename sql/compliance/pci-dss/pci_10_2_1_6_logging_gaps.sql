@@ -11,6 +11,7 @@
 --      Note: a report's window filter on ts keeps gaps that start in the window.
 -- severity: high
 -- kind: finding
+-- evaluated: over the whole window, not per day: a silence spans midnight, and the last event of a day is followed by the next day's first
 CREATE VIEW pci_10_2_1_6_logging_gaps AS
 WITH ordered AS (
   SELECT ts, audit_id, cluster,

@@ -10,6 +10,7 @@
 --      Measured on the data actually present, not on a configured retention flag.
 -- severity: high
 -- kind: finding
+-- evaluated: over the whole window, not per day: the history of the whole store (oldest and newest event per cluster)
 CREATE VIEW pci_10_5_1_retention AS
 WITH span AS (
   SELECT cluster, min(ts) AS oldest, max(ts) AS newest, count(DISTINCT date) AS days_with_events

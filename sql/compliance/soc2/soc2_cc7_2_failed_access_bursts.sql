@@ -9,6 +9,7 @@
 --      token being tried, or a broken deployment hammering the API, and each needs a look.
 -- severity: high
 -- kind: finding
+-- evaluated: over the whole window, not per day: a burst of failures spans midnight
 CREATE VIEW soc2_cc7_2_failed_access_bursts AS
 WITH failed AS (
   SELECT *, row_number() OVER (PARTITION BY actor ORDER BY ts, audit_id) AS n

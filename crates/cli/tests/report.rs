@@ -738,3 +738,169 @@ fn an_exec_session_still_open_is_found_by_the_exec_controls() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["stage"], "ResponseComplete");
 }
+
+/// The JSON report of `[from, to)` with extra arguments, without its `generated_at`, and the
+/// counts of its `evidence:` line on standard error: (read, computed, kept, closed days).
+fn report_kept(
+    store: &Path,
+    config: &Path,
+    from: &str,
+    to: &str,
+    extra: &[&str],
+) -> (Value, [u64; 4]) {
+    let out = bin()
+        .arg("--store")
+        .arg(store)
+        .arg("--config")
+        .arg(config)
+        .args(["report", "--from", from, "--to", to, "--format", "json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(!err.contains("warning:"), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("evidence: "))
+        .unwrap_or_else(|| panic!("no evidence line: {err}"));
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.parse().unwrap())
+        .collect();
+    assert_eq!(numbers.len(), 4, "{line}");
+    let mut r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The retention controls measure up to now: times of the report's day stand for "now".
+    let today = r["generated_at"].as_str().unwrap()[..11].to_owned();
+    r.as_object_mut().unwrap().remove("generated_at");
+    fn now_as_now(v: &mut Value, today: &str) {
+        match v {
+            Value::String(s) if s.starts_with(today) => *s = "now".into(),
+            Value::Array(a) => a.iter_mut().for_each(|v| now_as_now(v, today)),
+            Value::Object(o) => o.values_mut().for_each(|v| now_as_now(v, today)),
+            _ => {}
+        }
+    }
+    now_as_now(&mut r, &today);
+    (r, [numbers[0], numbers[1], numbers[2], numbers[3]])
+}
+
+/// Fails with the first place where two JSON values differ.
+fn same(a: &Value, b: &Value, what: &str) {
+    fn diff(a: &Value, b: &Value, at: String) -> Option<String> {
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                x.keys()
+                    .chain(y.keys())
+                    .find_map(|k| match (x.get(k), y.get(k)) {
+                        (Some(p), Some(q)) => diff(p, q, format!("{at}.{k}")),
+                        (p, q) => Some(format!("{at}.{k}: {p:?} against {q:?}")),
+                    })
+            }
+            (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+                .iter()
+                .zip(y)
+                .enumerate()
+                .find_map(|(i, (p, q))| diff(p, q, format!("{at}[{i}]"))),
+            _ if a == b => None,
+            _ => Some(format!("{at}: {a} against {b}")),
+        }
+    }
+    if let Some(d) = diff(a, b, String::new()) {
+        panic!("{what}: the reports differ at {d}");
+    }
+}
+
+/// The evidence kept per closed day gives the report a full recomputation gives, on the
+/// compliance scenario and on a generated month: the first run computes and keeps every closed
+/// day, the second reads them all, and `--recompute` reads none (and keeps what it computed).
+#[test]
+fn kept_evidence_gives_the_report_a_recomputation_gives() {
+    let (dir, store, config) = scenario();
+    let generated = dir.path().join("generated");
+    let log = generate(dir.path(), "month.log", 20_000, 30, 7);
+    ok(&generated, &["ingest", log.to_str().unwrap()]);
+    for (store, from, to) in [(&store, FROM, TO), (&generated, "2026-02-18", "2026-03-20")] {
+        let (first, [read, computed, kept, days]) = report_kept(store, &config, from, to, &[]);
+        assert_eq!(read, 0, "{store:?}: nothing kept yet");
+        assert!(
+            days > 0 && computed >= days && kept == computed,
+            "{store:?}"
+        );
+        let (second, [read2, computed2, kept2, days2]) = report_kept(store, &config, from, to, &[]);
+        assert_eq!(
+            (read2, computed2, kept2, days2),
+            (computed, 0, 0, days),
+            "{store:?}: every control-day read"
+        );
+        same(&first, &second, &format!("{store:?}: kept"));
+        let (full, [read3, computed3, kept3, _]) =
+            report_kept(store, &config, from, to, &["--recompute"]);
+        assert_eq!((read3, kept3), (0, computed), "{store:?}");
+        assert_eq!(computed3, computed, "{store:?}");
+        same(
+            &full,
+            &second,
+            &format!("{store:?}: kept evidence = a recomputation"),
+        );
+        assert!(
+            first["controls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["rows"].as_u64() > Some(0)),
+            "{store:?}: the report has evidence"
+        );
+    }
+}
+
+/// A late event ingested into a closed day recomputes that day's evidence only, and shows in
+/// the report; a changed scope recomputes every day.
+#[test]
+fn a_late_event_recomputes_its_day_and_a_changed_scope_every_day() {
+    let (dir, store, config) = scenario_days(&[0, 1, 2], &|_| {});
+    let (from, to) = ("2026-05-04", "2026-05-07");
+    let (before, [_, computed, _, days]) = report_kept(&store, &config, from, to, &[]);
+    assert_eq!(days, 3);
+    let per_day = computed / days;
+    assert_eq!(computed, per_day * days);
+
+    // A copy of the Monday's first event, late, into the closed Tuesday.
+    let text = std::fs::read_to_string(testdata("scenarios/compliance.jsonl")).unwrap();
+    let line = text.lines().find(|l| l.contains("2026-05-04T")).unwrap();
+    let mut late: Value =
+        serde_json::from_str(&line.replace("2026-05-04T", "2026-05-05T")).unwrap();
+    late["auditID"] = Value::String("late-arrival-1".into());
+    let file = dir.path().join("late.jsonl");
+    std::fs::write(&file, late.to_string() + "\n").unwrap();
+    ok(
+        &store,
+        &["ingest", "--cluster", "fixtures", file.to_str().unwrap()],
+    );
+    let (after, [read, computed, kept, _]) = report_kept(&store, &config, from, to, &[]);
+    assert_eq!(
+        (read, computed, kept),
+        (2 * per_day, per_day, per_day),
+        "only the late event's day is computed"
+    );
+    assert_ne!(before, after, "the late event changes the report");
+    assert_eq!(
+        before["events_in_window"].as_u64().unwrap() + 1,
+        after["events_in_window"]
+    );
+    let (full, _) = report_kept(&store, &config, from, to, &["--recompute"]);
+    same(&after, &full, "after the late event");
+
+    // Another scope: every day is computed again.
+    let scoped = std::fs::read_to_string(&config).unwrap();
+    assert!(scoped.contains("\"card-*\"]"));
+    let changed = dir.path().join("changed.toml");
+    std::fs::write(
+        &changed,
+        scoped.replace("\"card-*\"]", "\"card-*\", \"ledger\"]"),
+    )
+    .unwrap();
+    let (_, [read, computed, kept, _]) = report_kept(&store, &changed, from, to, &[]);
+    assert_eq!((read, computed, kept), (0, per_day * days, per_day * days));
+}

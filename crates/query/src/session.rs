@@ -242,9 +242,14 @@ impl auditlake_compliance::Engine for AuditSession {
 
     fn kept_base(&self) -> String {
         let mut parts = vec![env!("CARGO_PKG_VERSION")];
+        // Every view and every control: a control may read another's view.
         for v in VIEWS {
             parts.push(v.name);
             parts.push(v.sql);
+        }
+        for c in crate::CONTROLS {
+            parts.push(c.view);
+            parts.push(c.sql);
         }
         auditlake_compliance::kept::key(&parts)
     }

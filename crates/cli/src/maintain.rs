@@ -206,6 +206,17 @@ pub fn retain(store: &str, config: &Config, args: RetainArgs) -> Result<ExitCode
             s.deleted_rejected
         );
     }
+    if s.deleted_kept > 0 {
+        let verb = if args.dry_run {
+            "would delete"
+        } else {
+            "deleted"
+        };
+        println!(
+            "{verb} {} file(s) of report evidence kept for days older than the maximum age",
+            s.deleted_kept
+        );
+    }
     report_version_and_vacuum(s.version, &s.vacuum);
     Ok(ExitCode::SUCCESS)
 }

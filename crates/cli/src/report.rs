@@ -130,6 +130,7 @@ pub fn run(store: &str, config: &Config, args: Args) -> Result<ExitCode> {
     let opts = QueryOptions {
         scope: config.scope.clone(),
         as_of: rt.block_on(pinned(&store, args.as_of.as_deref()))?,
+        kept_key: crate::integrity::public_key(args.public_key.as_ref(), &config.integrity)?,
         ..Default::default()
     };
     let session = rt.block_on(AuditSession::open(store.clone(), &opts))?;
@@ -196,8 +197,17 @@ pub fn summarise_kept(r: &Report) {
             k.days
         );
     }
-    for p in &k.problems {
+    // A key changed or evidence kept before signing: one line per control-day would bury the
+    // rest.
+    const SHOWN: usize = 5;
+    for p in k.problems.iter().take(SHOWN) {
         eprintln!("warning: {p}");
+    }
+    if k.problems.len() > SHOWN {
+        eprintln!(
+            "warning: and {} more of the kind above",
+            k.problems.len() - SHOWN
+        );
     }
 }
 

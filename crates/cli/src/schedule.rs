@@ -121,6 +121,7 @@ async fn run_one(
     let opts = QueryOptions {
         scope: config.scope.clone(),
         as_of: command::pinned(store, None).await?,
+        kept_key: crate::integrity::public_key(None, &config.integrity)?,
         ..Default::default()
     };
     let session = AuditSession::open(store.clone(), &opts).await?;

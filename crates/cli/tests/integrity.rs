@@ -553,3 +553,64 @@ fn reports_carry_the_verification_of_their_window() {
         &dom[at..]
     );
 }
+
+/// Evidence a report kept under `_evidence/` is signed with the writers' key, and a report that
+/// checks a key reads only what that key signed: evidence kept unsigned, or altered by someone
+/// with write access to the store (a day's evidence replaced by an empty one, to hide a finding),
+/// is computed again from the table, with a warning.
+#[test]
+fn kept_report_evidence_is_read_only_when_signed_by_the_key() {
+    use crate::report::{control, report_kept_with, scenario};
+    let (dir, store, config) = scenario();
+    let keys = keygen(dir.path(), "k");
+    let (from, to) = ("2026-05-01", "2026-05-11");
+    let public = ["--public-key", keys.public.to_str().unwrap()];
+    let signing = ["--signing-key", keys.key.to_str().unwrap()];
+    let view = "det_anonymous_allowed";
+    let rows = |r: &Value| control(r, view)["rows"].as_u64().unwrap();
+
+    // Kept unsigned (no key), then checked under a key: nothing is read, nothing kept.
+    let (full, [_, all, kept, _], _) = report_kept_with(&store, &config, from, to, &[]);
+    assert_eq!(kept, all);
+    assert_eq!(rows(&full), 1);
+    let (r, counts, err) = report_kept_with(&store, &config, from, to, &public);
+    assert_eq!(counts[..3], [0, all, 0], "{err}");
+    assert!(err.contains("not signed"), "{err}");
+    assert_eq!(r["controls"], full["controls"]);
+
+    // A writer's key signs what it keeps; a reader with the public key reads it all.
+    let mut both = public.to_vec();
+    both.extend(signing);
+    let (_, counts, err) = report_kept_with(&store, &config, from, to, &both);
+    assert_eq!(counts[..3], [0, all, all], "{err}");
+    let (r, counts, err) = report_kept_with(&store, &config, from, to, &public);
+    assert_eq!(counts[..3], [all, 0, 0], "{err}");
+    assert!(!err.contains("warning:"), "{err}");
+    assert_eq!(r["controls"], full["controls"]);
+
+    // The day's finding hidden: its evidence replaced by the same control's empty evidence of
+    // another day (a valid file, its signature left in place).
+    let kept_file = |date: &str| {
+        let d = store.join(format!("_evidence/date={date}"));
+        std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                let n = p.file_name().unwrap().to_str().unwrap();
+                n.starts_with(&format!("{view}-")) && n.ends_with(".parquet")
+            })
+            .unwrap_or_else(|| panic!("no kept {view} in {}", d.display()))
+    };
+    std::fs::copy(kept_file("2026-05-09"), kept_file("2026-05-04")).unwrap();
+    let (r, counts, err) = report_kept_with(&store, &config, from, to, &public);
+    assert_eq!(counts[..3], [all - 1, 1, 0], "{err}");
+    assert!(
+        err.contains(&format!("{view}-")) && err.contains("altered"),
+        "{err}"
+    );
+    assert_eq!(rows(&r), 1, "the finding is still reported");
+    assert_eq!(r["controls"], full["controls"]);
+    // Checking no key, a report believes the forgery: what the key is for.
+    let (r, _, _) = report_kept_with(&store, &config, from, to, &[]);
+    assert_eq!(rows(&r), 0);
+}

@@ -13,7 +13,7 @@ const FROM: &str = "2026-05-01";
 const TO: &str = "2026-05-11";
 
 /// A store with the compliance scenario, and a config file with the scope of the slt tests.
-fn scenario() -> (tempfile::TempDir, PathBuf, PathBuf) {
+pub fn scenario() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let file = testdata("scenarios/compliance.jsonl");
@@ -522,7 +522,7 @@ fn json_and_csv_carry_every_evidence_row_and_csv_cells_are_not_formulas() {
 }
 
 /// The control of a JSON report whose view is `view`.
-fn control<'a>(r: &'a Value, view: &str) -> &'a Value {
+pub fn control<'a>(r: &'a Value, view: &str) -> &'a Value {
     r["controls"]
         .as_array()
         .unwrap()
@@ -740,7 +740,8 @@ fn an_exec_session_still_open_is_found_by_the_exec_controls() {
 }
 
 /// The JSON report of `[from, to)` with extra arguments, without its `generated_at`, and the
-/// counts of its `evidence:` line on standard error: (read, computed, kept, closed days).
+/// counts of its `evidence:` line on standard error: (read, computed, kept, closed days). No
+/// warnings.
 fn report_kept(
     store: &Path,
     config: &Path,
@@ -748,6 +749,19 @@ fn report_kept(
     to: &str,
     extra: &[&str],
 ) -> (Value, [u64; 4]) {
+    let (r, counts, err) = report_kept_with(store, config, from, to, extra);
+    assert!(!err.contains("warning:"), "{err}");
+    (r, counts)
+}
+
+/// [`report_kept`], with the warnings: standard error is returned.
+pub fn report_kept_with(
+    store: &Path,
+    config: &Path,
+    from: &str,
+    to: &str,
+    extra: &[&str],
+) -> (Value, [u64; 4], String) {
     let out = bin()
         .arg("--store")
         .arg(store)
@@ -759,7 +773,6 @@ fn report_kept(
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(!err.contains("warning:"), "{err}");
     let line = err
         .lines()
         .find(|l| l.starts_with("evidence: "))
@@ -783,7 +796,7 @@ fn report_kept(
         }
     }
     now_as_now(&mut r, &today);
-    (r, [numbers[0], numbers[1], numbers[2], numbers[3]])
+    (r, [numbers[0], numbers[1], numbers[2], numbers[3]], err)
 }
 
 /// Fails with the first place where two JSON values differ.
@@ -903,4 +916,26 @@ fn a_late_event_recomputes_its_day_and_a_changed_scope_every_day() {
     .unwrap();
     let (_, [read, computed, kept, _]) = report_kept(&store, &changed, from, to, &[]);
     assert_eq!((read, computed, kept), (0, per_day * days, per_day * days));
+
+    // Retention deletes a day's kept evidence with the day.
+    let kept_files = |date: &str| {
+        std::fs::read_dir(store.join(format!("_evidence/date={date}")))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    assert!(kept_files("2026-05-05") > 0);
+    let out = ok(
+        &store,
+        &[
+            "retain",
+            "--max-age",
+            "30d",
+            "--now",
+            "2026-06-05T12:00:00Z",
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("report evidence"), "{said}");
+    assert_eq!(kept_files("2026-05-04") + kept_files("2026-05-05"), 0);
+    assert!(kept_files("2026-05-06") > 0);
 }

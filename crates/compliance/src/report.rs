@@ -71,13 +71,13 @@ pub trait Engine: Sync {
     }
 
     /// Writes a kept evidence file, and removes the files it replaces (the same view and day
-    /// under another key).
+    /// under another key); `false` when the engine does not keep it (it could not sign it).
     fn write_kept(
         &self,
         _name: &str,
         _bytes: Vec<u8>,
-    ) -> impl Future<Output = Result<(), EngineError>> + Send {
-        async { Ok(()) }
+    ) -> impl Future<Output = Result<bool, EngineError>> + Send {
+        async { Ok(false) }
     }
 }
 
@@ -1218,7 +1218,8 @@ impl Keeper {
                         Err(e) => Err(e.to_string()),
                     };
                     match written {
-                        Ok(()) => self.stats.written += 1,
+                        Ok(true) => self.stats.written += 1,
+                        Ok(false) => {}
                         Err(e) => {
                             self.write_failed = true;
                             self.stats

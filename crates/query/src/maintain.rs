@@ -113,6 +113,8 @@ pub struct RetainSummary {
     pub bytes_after_slimming: u64,
     /// Parts of the rejected-events area older than the maximum age, deleted.
     pub deleted_rejected: usize,
+    /// Files of the evidence reports kept (`_evidence/`) of days older than the maximum age.
+    pub deleted_kept: usize,
     /// Slimming rewrites given up because another run removed their inputs first.
     pub conflicts: usize,
     pub version: Option<Version>,
@@ -363,6 +365,24 @@ pub async fn retain(
         summary.deleted_rejected = old.len();
         if !opts.dry_run && !old.is_empty() {
             store.delete_rejected(&old).await?;
+        }
+    }
+    // The evidence reports kept of a day (`_evidence/date=D/`) goes with the day: it names the
+    // day's requests, and is kept no longer than they are.
+    if let Some(t) = delete_before {
+        let old: Vec<_> = store
+            .list_objects(auditlake_compliance::kept::DIR)
+            .await?
+            .into_iter()
+            .filter(|m| {
+                m.location
+                    .parts()
+                    .any(|p| Partition::parse(p.as_ref()).is_some_and(|d| d.end() <= t))
+            })
+            .collect();
+        summary.deleted_kept = old.len();
+        if !opts.dry_run && !old.is_empty() {
+            store.delete_objects(&old).await?;
         }
     }
     summary.version = Some(run.version);

@@ -30,6 +30,9 @@ pub struct QueryOptions {
     /// Read the store as it stood at this version or time (the latest, refreshed at each query,
     /// when None).
     pub as_of: Option<AsOf>,
+    /// Evidence kept by reports (`_evidence/`) is read only when signed by this key (by the
+    /// store's own signing key when None and it has one; unsigned is read when it has none).
+    pub kept_key: Option<auditlake_store::integrity::PublicKey>,
 }
 
 /// A DataFusion session over one store. Clones share the session (its tables, views and memory
@@ -41,6 +44,8 @@ pub struct AuditSession {
     schema: Arc<LazyViewSchema>,
     version: Option<Version>,
     table: Arc<AuditEventsTable>,
+    /// The key kept evidence must be signed by ([`QueryOptions::kept_key`]).
+    kept_key: Option<auditlake_store::integrity::PublicKey>,
 }
 
 impl AuditSession {
@@ -101,12 +106,17 @@ impl AuditSession {
             schema.add_pending(v.name, format!("built-in view {}", v.name), v.sql);
         }
         crate::compliance::register(&ctx, &schema)?;
+        let kept_key = opts
+            .kept_key
+            .clone()
+            .or_else(|| store.signer().map(|s| s.public_key()));
         Ok(Self {
             ctx,
             store,
             schema,
             version,
             table,
+            kept_key,
         })
     }
 
@@ -258,24 +268,58 @@ impl auditlake_compliance::Engine for AuditSession {
         &self,
         name: &str,
     ) -> std::result::Result<Option<Vec<u8>>, auditlake_compliance::report::EngineError> {
-        let path = auditlake_store::paths::from_relative(self.store.root(), name);
-        match self.store.get_bytes(&path).await {
-            Ok(b) => Ok(Some(b.to_vec())),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
+        let get = |name: String| async move {
+            let path = auditlake_store::paths::from_relative(self.store.root(), &name);
+            match self.store.get_bytes(&path).await {
+                Ok(b) => Ok(Some(b.to_vec())),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e),
+            }
+        };
+        let Some(bytes) = get(name.to_owned()).await? else {
+            return Ok(None);
+        };
+        // With a key, only evidence signed by it is read: anyone who can write the store could
+        // otherwise put a day's evidence there that hides what the day holds.
+        if let Some(key) = &self.kept_key {
+            let Some(sig) = get(format!("{name}{SIGNATURE}")).await? else {
+                return Err(format!(
+                    "not signed (no {SIGNATURE} beside it), the report checks key {}: \
+                     computed again",
+                    key.fingerprint
+                )
+                .into());
+            };
+            auditlake_store::integrity::check_object(key, name, &bytes, &sig)
+                .map_err(|e| format!("{e}: computed again"))?;
         }
+        Ok(Some(bytes))
     }
 
     async fn write_kept(
         &self,
         name: &str,
         bytes: Vec<u8>,
-    ) -> std::result::Result<(), auditlake_compliance::report::EngineError> {
+    ) -> std::result::Result<bool, auditlake_compliance::report::EngineError> {
         use futures::TryStreamExt;
         use object_store::ObjectStoreExt;
 
+        let signature = match (self.store.signer(), &self.kept_key) {
+            (Some(signer), _) => Some(auditlake_store::integrity::sign_object(
+                signer, name, &bytes,
+            )),
+            // Unsigned evidence would not be read back under a key.
+            (None, Some(_)) => return Ok(false),
+            (None, None) => None,
+        };
         self.store.put_object(name, bytes).await?;
-        // The files this one replaces: the same view and day under another key (`{what}-{key}`).
+        if let Some(sig) = signature {
+            self.store
+                .put_object(&format!("{name}{SIGNATURE}"), sig)
+                .await?;
+        }
+        // The files this one replaces: the same view and day under another key (`{what}-{key}`),
+        // and their signatures.
         let (dir, file) = name
             .rsplit_once('/')
             .ok_or("kept evidence name without a folder")?;
@@ -288,7 +332,7 @@ impl auditlake_compliance::Engine for AuditSession {
             .try_filter(|m| {
                 let n = m.location.filename().unwrap_or_default();
                 let same = n.rsplit_once('-').is_some_and(|(w, _)| w == what);
-                std::future::ready(same && n != file)
+                std::future::ready(same && n.strip_suffix(SIGNATURE).unwrap_or(n) != file)
             })
             .try_collect()
             .await?;
@@ -298,9 +342,12 @@ impl auditlake_compliance::Engine for AuditSession {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
+
+/// The suffix of a kept evidence file's signature, beside it.
+const SIGNATURE: &str = ".sig";
 
 /// Splits SQL text at top-level semicolons, using the tokenizer so that semicolons inside strings
 /// and comments do not count.

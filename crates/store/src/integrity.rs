@@ -85,6 +85,14 @@ impl Signer {
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
     }
+
+    /// The public half.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey {
+            key: self.key.verifying_key(),
+            fingerprint: self.fingerprint.clone(),
+        }
+    }
 }
 
 /// A public key that digests are checked against.
@@ -183,6 +191,54 @@ pub(crate) fn digest(
         "added": added,
         "removed": removed,
     }))
+}
+
+/// What the signature of an object other than a log entry (evidence a report kept) covers: its
+/// name in the store and the SHA-256 of its bytes, so that a signed object cannot be given
+/// another's name.
+fn object_message(name: &str, bytes: &[u8]) -> String {
+    format!("auditlake object v1\n{name}\n{}", sha256_hex(bytes))
+}
+
+/// The signature of an object of the store (`name` relative to its root), as JSON bytes to keep
+/// beside it.
+pub fn sign_object(signer: &Signer, name: &str, bytes: &[u8]) -> Vec<u8> {
+    let sig = signer.key.sign(object_message(name, bytes).as_bytes());
+    json!({"key": signer.fingerprint, "ed25519": hex(&sig.to_bytes())})
+        .to_string()
+        .into_bytes()
+}
+
+/// Checks an object's signature ([`sign_object`]) against a public key; the error says what is
+/// wrong (another key, or bytes or a name the signature does not cover).
+pub fn check_object(
+    key: &PublicKey,
+    name: &str,
+    bytes: &[u8],
+    signature: &[u8],
+) -> std::result::Result<(), String> {
+    let sig: Value = serde_json::from_slice(signature).map_err(|e| format!("signature: {e}"))?;
+    let signed_by = sig["key"].as_str().unwrap_or("no key");
+    if signed_by != key.fingerprint {
+        return Err(format!(
+            "signed by key {signed_by}, not by {}",
+            key.fingerprint
+        ));
+    }
+    let ok = sig["ed25519"]
+        .as_str()
+        .and_then(unhex)
+        .and_then(|b| Signature::from_slice(&b).ok())
+        .is_some_and(|s| {
+            key.key
+                .verify(object_message(name, bytes).as_bytes(), &s)
+                .is_ok()
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err("its signature does not cover its bytes (altered)".into())
+    }
 }
 
 /// The signature of a digest: Ed25519 over its JSON text.
@@ -497,10 +553,7 @@ pub(crate) fn check_before_chaining(
     bytes: &[u8],
     signer: Option<&Signer>,
 ) -> std::result::Result<(), String> {
-    let key = signer.map(|s| PublicKey {
-        key: s.key.verifying_key(),
-        fingerprint: s.fingerprint.clone(),
-    });
+    let key = signer.map(Signer::public_key);
     let c = check_entry(version, bytes, key.as_ref());
     let bad: Vec<String> = c
         .findings

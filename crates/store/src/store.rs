@@ -316,6 +316,11 @@ impl Store {
         })
     }
 
+    /// The key this handle signs with, if any.
+    pub fn signer(&self) -> Option<&crate::integrity::Signer> {
+        self.signer.as_deref()
+    }
+
     /// Signs the digest of every commit made through this handle.
     pub fn with_signer(mut self, signer: crate::integrity::Signer) -> Self {
         self.signer = Some(Arc::new(signer));
@@ -378,6 +383,27 @@ impl Store {
             .map_err(|e| self.err(e))?;
         v.sort_by(|a, b| a.location.cmp(&b.location));
         Ok(v)
+    }
+
+    /// The objects below a folder of the store given relative to its root (`_evidence`), sorted.
+    pub async fn list_objects(&self, rel: &str) -> Result<Vec<ObjectMeta>> {
+        let dir = paths::from_relative(&self.root, rel);
+        let mut v: Vec<ObjectMeta> = self
+            .object_store
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(|e| self.err(e))?;
+        v.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(v)
+    }
+
+    /// Deletes objects of the store (ones [`Store::list_objects`] returned).
+    pub async fn delete_objects(&self, objects: &[ObjectMeta]) -> Result<()> {
+        for o in objects {
+            self.delete_if_exists(&o.location).await?;
+        }
+        Ok(())
     }
 
     /// Reads a whole object (rejected parts, config).

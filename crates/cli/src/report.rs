@@ -131,6 +131,7 @@ pub fn run(store: &str, config: &Config, args: Args) -> Result<ExitCode> {
         scope: config.scope.clone(),
         as_of: rt.block_on(pinned(&store, args.as_of.as_deref()))?,
         kept_key: crate::integrity::public_key(args.public_key.as_ref(), &config.integrity)?,
+        keep_per_day: !args.recompute,
         ..Default::default()
     };
     let session = rt.block_on(AuditSession::open(store.clone(), &opts))?;

@@ -122,6 +122,7 @@ async fn run_one(
         scope: config.scope.clone(),
         as_of: command::pinned(store, None).await?,
         kept_key: crate::integrity::public_key(None, &config.integrity)?,
+        keep_per_day: true,
         ..Default::default()
     };
     let session = AuditSession::open(store.clone(), &opts).await?;

@@ -739,6 +739,53 @@ fn an_exec_session_still_open_is_found_by_the_exec_controls() {
     assert_eq!(rows[0]["stage"], "ResponseComplete");
 }
 
+/// A report keeps a closed day's open requests with its evidence; when the end of a session
+/// kept as open arrives, the day is computed again and the session is reported complete.
+#[test]
+fn kept_open_requests_follow_a_late_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let config = scope_config(dir.path());
+    let event = |stage: &str| {
+        format!(
+            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"long-exec","stage":"{stage}","requestURI":"/api/v1/namespaces/shop/pods/web-0/exec?command=sh","verb":"create","user":{{"username":"alice","groups":["system:authenticated"]}},"sourceIPs":["198.51.100.7"],"objectRef":{{"resource":"pods","namespace":"shop","name":"web-0","apiVersion":"v1","subresource":"exec"}},"responseStatus":{{"metadata":{{}},"code":101}},"requestReceivedTimestamp":"2026-05-04T10:00:00.000000Z","stageTimestamp":"2026-05-04T10:00:01.000000Z"}}"#
+        ) + "\n"
+    };
+    let file = dir.path().join("a.log");
+    std::fs::write(&file, event("ResponseStarted")).unwrap();
+    ok(&store, &["ingest", file.to_str().unwrap()]);
+    let (from, to) = ("2026-05-04", "2026-05-05");
+    let reason = |r: &Value| control(r, "det_exec_attach")["evidence"][0]["reason"].clone();
+    let (open, _) = report_kept(&store, &config, from, to, &[]);
+    assert!(
+        reason(&open).to_string().contains("still open"),
+        "{}",
+        reason(&open)
+    );
+    let kept: Vec<String> = std::fs::read_dir(store.join("_evidence/date=2026-05-04"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        kept.iter().any(|n| n.starts_with("open_requests-")),
+        "{kept:?}"
+    );
+    let (again, [read, computed, ..]) = report_kept(&store, &config, from, to, &[]);
+    assert_eq!((computed, again.clone()), (0, open.clone()), "{read}");
+
+    std::fs::write(&file, event("ResponseComplete")).unwrap();
+    ok(&store, &["ingest", file.to_str().unwrap()]);
+    let (done, [_, computed, ..]) = report_kept(&store, &config, from, to, &[]);
+    assert!(computed > 0);
+    assert!(
+        !reason(&done).to_string().contains("still open"),
+        "{}",
+        reason(&done)
+    );
+    let (full, _) = report_kept(&store, &config, from, to, &["--recompute"]);
+    same(&done, &full, "after the session's end");
+}
+
 /// The JSON report of `[from, to)` with extra arguments, without its `generated_at`, and the
 /// counts of its `evidence:` line on standard error: (read, computed, kept, closed days). No
 /// warnings.

@@ -43,12 +43,12 @@ pub fn key(parts: &[&str]) -> String {
 }
 
 /// The store-relative name of the kept rows of `what` (a view) for `date`, under `key`.
-pub(crate) fn name(date: &str, what: &str, key: &str) -> String {
+pub fn name(date: &str, what: &str, key: &str) -> String {
     format!("{DIR}/date={date}/{what}-{}.parquet", &key[..32])
 }
 
 /// The rows as a Parquet file (zstd: the files are small and read whole).
-pub(crate) fn encode(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+pub fn encode(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
@@ -65,7 +65,7 @@ pub(crate) fn encode(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<
 }
 
 /// The rows of a kept file.
-pub(crate) fn decode(bytes: Vec<u8>) -> Result<Vec<RecordBatch>> {
+pub fn decode(bytes: Vec<u8>) -> Result<Vec<RecordBatch>> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
         .and_then(|b| b.with_batch_size(8192).build())
         .map_err(|e| Error::Render(format!("kept evidence: {e}")))?;

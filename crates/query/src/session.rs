@@ -33,6 +33,9 @@ pub struct QueryOptions {
     /// Evidence kept by reports (`_evidence/`) is read only when signed by this key (by the
     /// store's own signing key when None and it has one; unsigned is read when it has none).
     pub kept_key: Option<auditlake_store::integrity::PublicKey>,
+    /// What the session derives per closed day for every query (the day's `open_requests`) is
+    /// read from and kept under `_evidence/` too (reports; other sessions write nothing).
+    pub keep_per_day: bool,
 }
 
 /// A DataFusion session over one store. Clones share the session (its tables, views and memory
@@ -44,8 +47,8 @@ pub struct AuditSession {
     schema: Arc<LazyViewSchema>,
     version: Option<Version>,
     table: Arc<AuditEventsTable>,
-    /// The key kept evidence must be signed by ([`QueryOptions::kept_key`]).
-    kept_key: Option<auditlake_store::integrity::PublicKey>,
+    /// Where kept evidence is read and written.
+    kept: Arc<KeptObjects>,
 }
 
 impl AuditSession {
@@ -95,9 +98,19 @@ impl AuditSession {
         };
         let table = Arc::new(AuditEventsTable::new(store.clone(), version)?);
         ctx.register_table("audit_events", Arc::clone(&table) as _)?;
+        let kept = Arc::new(KeptObjects {
+            store: store.clone(),
+            key: opts
+                .kept_key
+                .clone()
+                .or_else(|| store.signer().map(|s| s.public_key())),
+        });
         ctx.register_table(
             "open_requests",
-            Arc::new(OpenRequestsTable::new(Arc::clone(&table))),
+            Arc::new(OpenRequestsTable::new(
+                Arc::clone(&table),
+                opts.keep_per_day.then(|| Arc::clone(&kept)),
+            )),
         )?;
 
         opts.scope.register(&ctx)?;
@@ -106,17 +119,13 @@ impl AuditSession {
             schema.add_pending(v.name, format!("built-in view {}", v.name), v.sql);
         }
         crate::compliance::register(&ctx, &schema)?;
-        let kept_key = opts
-            .kept_key
-            .clone()
-            .or_else(|| store.signer().map(|s| s.public_key()));
         Ok(Self {
             ctx,
             store,
             schema,
             version,
             table,
-            kept_key,
+            kept,
         })
     }
 
@@ -268,6 +277,31 @@ impl auditlake_compliance::Engine for AuditSession {
         &self,
         name: &str,
     ) -> std::result::Result<Option<Vec<u8>>, auditlake_compliance::report::EngineError> {
+        self.kept.read(name).await
+    }
+
+    async fn write_kept(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> std::result::Result<bool, auditlake_compliance::report::EngineError> {
+        self.kept.write(name, bytes).await
+    }
+}
+
+/// Objects reports keep under `_evidence/` (crate `auditlake_compliance::kept`): read only when
+/// signed by the key, when there is one; signed with the store's signing key when written.
+pub(crate) struct KeptObjects {
+    store: Store,
+    /// The key kept objects must be signed by ([`QueryOptions::kept_key`]).
+    key: Option<auditlake_store::integrity::PublicKey>,
+}
+
+impl KeptObjects {
+    pub(crate) async fn read(
+        &self,
+        name: &str,
+    ) -> std::result::Result<Option<Vec<u8>>, auditlake_compliance::report::EngineError> {
         let get = |name: String| async move {
             let path = auditlake_store::paths::from_relative(self.store.root(), &name);
             match self.store.get_bytes(&path).await {
@@ -281,7 +315,7 @@ impl auditlake_compliance::Engine for AuditSession {
         };
         // With a key, only evidence signed by it is read: anyone who can write the store could
         // otherwise put a day's evidence there that hides what the day holds.
-        if let Some(key) = &self.kept_key {
+        if let Some(key) = &self.key {
             let Some(sig) = get(format!("{name}{SIGNATURE}")).await? else {
                 return Err(format!(
                     "not signed (no {SIGNATURE} beside it), the report checks key {}: \
@@ -296,7 +330,7 @@ impl auditlake_compliance::Engine for AuditSession {
         Ok(Some(bytes))
     }
 
-    async fn write_kept(
+    pub(crate) async fn write(
         &self,
         name: &str,
         bytes: Vec<u8>,
@@ -304,7 +338,7 @@ impl auditlake_compliance::Engine for AuditSession {
         use futures::TryStreamExt;
         use object_store::ObjectStoreExt;
 
-        let signature = match (self.store.signer(), &self.kept_key) {
+        let signature = match (self.store.signer(), &self.key) {
             (Some(signer), _) => Some(auditlake_store::integrity::sign_object(
                 signer, name, &bytes,
             )),

@@ -558,17 +558,31 @@ fn scenario_days(keep: &[u32], edit: &dyn Fn(&mut Value)) -> (tempfile::TempDir,
     (dir, store, config)
 }
 
-/// The JSON report of `[from, to)` over a store, with a config file.
-pub fn report_json(store: &Path, config: &Path, from: &str, to: &str) -> Value {
+/// `auditlake report --format json` of `[from, to)` over a store, with a config file and extra
+/// arguments; it must succeed.
+fn run_report_json(
+    store: &Path,
+    config: &Path,
+    from: &str,
+    to: &str,
+    extra: &[&str],
+) -> std::process::Output {
     let out = bin()
         .arg("--store")
         .arg(store)
         .arg("--config")
         .arg(config)
         .args(["report", "--from", from, "--to", to, "--format", "json"])
+        .args(extra)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+    out
+}
+
+/// The JSON report of `[from, to)` over a store, with a config file.
+pub fn report_json(store: &Path, config: &Path, from: &str, to: &str) -> Value {
+    let out = run_report_json(store, config, from, to, &[]);
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -809,16 +823,7 @@ pub fn report_kept_with(
     to: &str,
     extra: &[&str],
 ) -> (Value, [u64; 4], String) {
-    let out = bin()
-        .arg("--store")
-        .arg(store)
-        .arg("--config")
-        .arg(config)
-        .args(["report", "--from", from, "--to", to, "--format", "json"])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run_report_json(store, config, from, to, extra);
     let err = stderr(&out);
     let line = err
         .lines()

@@ -374,23 +374,20 @@ impl Store {
 
     /// All parts of the rejected-events area.
     pub async fn rejected_files(&self) -> Result<Vec<ObjectMeta>> {
-        let dir = paths::rejected_dir(&self.root);
-        let mut v: Vec<ObjectMeta> = self
-            .object_store
-            .list(Some(&dir))
-            .try_collect()
-            .await
-            .map_err(|e| self.err(e))?;
-        v.sort_by(|a, b| a.location.cmp(&b.location));
-        Ok(v)
+        self.list_sorted(&paths::rejected_dir(&self.root)).await
     }
 
     /// The objects below a folder of the store given relative to its root (`_evidence`), sorted.
     pub async fn list_objects(&self, rel: &str) -> Result<Vec<ObjectMeta>> {
-        let dir = paths::from_relative(&self.root, rel);
+        self.list_sorted(&paths::from_relative(&self.root, rel))
+            .await
+    }
+
+    /// The objects below `dir`, sorted by location.
+    async fn list_sorted(&self, dir: &Path) -> Result<Vec<ObjectMeta>> {
         let mut v: Vec<ObjectMeta> = self
             .object_store
-            .list(Some(&dir))
+            .list(Some(dir))
             .try_collect()
             .await
             .map_err(|e| self.err(e))?;

@@ -682,34 +682,15 @@ async fn evaluate<E: Engine>(
     }
     let req = cx.req;
     match kind {
-        Kind::Finding if control.day_local() => {
-            let rows = keeper.rows(engine, control).await?;
-            r.rows = rows.len() as u64;
-            r.per_day = per_day(&rows);
-            if r.rows > 0 {
-                r.status = Status::Findings;
-                if req.max_evidence != Some(0) {
-                    r.evidence = rows;
-                    if let Some(n) = req.max_evidence {
-                        r.evidence.truncate(n);
-                    }
-                }
-            }
-        }
         Kind::Finding => {
             // Every row, read once: the count per day is taken from them (a count query and a
-            // rows query scanned a whole-window control twice).
-            let rows = if req.max_evidence == Some(0) {
+            // rows query scanned a whole-window control twice). NDJSON lists no rows here.
+            let rows = if control.day_local() {
+                Some(keeper.rows(engine, control).await?)
+            } else if req.max_evidence == Some(0) {
                 None
             } else {
-                Some(evidence(
-                    &collect(
-                        engine,
-                        "rows",
-                        &evidence_sql(control, req.from, req.to, None),
-                    )
-                    .await?,
-                )?)
+                Some(window_rows(engine, control, req).await?)
             };
             r.per_day = match &rows {
                 Some(rows) => per_day(rows),
@@ -730,9 +711,11 @@ async fn evaluate<E: Engine>(
             r.rows = r.per_day.iter().map(|d| d.count).sum();
             if r.rows > 0 {
                 r.status = Status::Findings;
-                r.evidence = rows.unwrap_or_default();
-                if let Some(n) = req.max_evidence {
-                    r.evidence.truncate(n);
+                if req.max_evidence != Some(0) {
+                    r.evidence = rows.unwrap_or_default();
+                    if let Some(n) = req.max_evidence {
+                        r.evidence.truncate(n);
+                    }
                 }
             }
         }
@@ -742,14 +725,7 @@ async fn evaluate<E: Engine>(
             let rows = if control.day_local() {
                 keeper.rows(engine, control).await?
             } else {
-                evidence(
-                    &collect(
-                        engine,
-                        "rows",
-                        &evidence_sql(control, req.from, req.to, None),
-                    )
-                    .await?,
-                )?
+                window_rows(engine, control, req).await?
             };
             if !rows.is_empty() {
                 r.incomplete = keeper.incomplete(engine, &rows).await?;
@@ -805,6 +781,22 @@ async fn evaluate<E: Engine>(
     }
     r.evidence_shown = r.evidence.len();
     Ok(r)
+}
+
+/// A control's rows over the whole window, by time, in one query.
+async fn window_rows<E: Engine>(
+    engine: &E,
+    control: &Control,
+    req: &Request,
+) -> Result<Vec<Evidence>> {
+    evidence(
+        &collect(
+            engine,
+            "rows",
+            &evidence_sql(control, req.from, req.to, None),
+        )
+        .await?,
+    )
 }
 
 /// Rows per UTC day, from the rows' times.

@@ -27,6 +27,8 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 
+use auditlake_store::Partition;
+
 use crate::session::KeptObjects;
 use crate::table::{AuditEventsTable, scan_range};
 
@@ -147,12 +149,8 @@ impl OpenRequestsTable {
     /// files change as events arrive) and without a place to keep them.
     fn kept_name(&self, day: &str, files: &[(String, u64)]) -> Option<String> {
         self.kept.as_ref()?;
-        let start = auditlake_store::Partition::parse(&format!("date={day}"))?.start();
-        let today = chrono::Utc::now()
-            .timestamp_micros()
-            .div_euclid(86_400_000_000)
-            * 86_400_000_000;
-        if start + 86_400_000_000 > today {
+        let today = Partition::of(chrono::Utc::now().timestamp_micros());
+        if Partition::parse(&format!("date={day}"))?.end() > today.start() {
             return None;
         }
         let files: Vec<String> = files.iter().map(|(p, n)| format!("{p} {n}")).collect();

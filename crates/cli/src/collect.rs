@@ -130,12 +130,18 @@ pub struct FollowArgs {
 }
 
 fn init_logging() {
+    init_logging_at(tracing::Level::INFO);
+}
+
+/// Logs to standard error at `AUDITLAKE_LOG` (debug, info, warn, error, trace), else at `default`.
+pub(crate) fn init_logging_at(default: tracing::Level) {
     let level = match std::env::var("AUDITLAKE_LOG").ok().as_deref() {
         Some("debug") => tracing::Level::DEBUG,
+        Some("info") => tracing::Level::INFO,
         Some("warn") => tracing::Level::WARN,
         Some("error") => tracing::Level::ERROR,
         Some("trace") => tracing::Level::TRACE,
-        _ => tracing::Level::INFO,
+        _ => default,
     };
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)

@@ -108,6 +108,8 @@ pub fn window(from: Option<&str>, to: Option<&str>, last: &str) -> Result<(Micro
 }
 
 pub fn run(store: &str, config: &Config, args: Args) -> Result<ExitCode> {
+    // The time of each control, with AUDITLAKE_LOG=info.
+    crate::collect::init_logging_at(tracing::Level::WARN);
     let (from, to) = window(args.from.as_deref(), args.to.as_deref(), &args.last)?;
     let req = Request {
         frameworks: report::parse_frameworks(&args.framework)?,

@@ -256,6 +256,14 @@ pub const SHARED_VIEWS: &[(&str, &str)] = &[
         "rbac_changes",
         include_str!("../../../sql/views/rbac_changes.sql"),
     ),
+    (
+        "failed_access",
+        include_str!("../../../sql/views/failed_access.sql"),
+    ),
+    (
+        "events_by_day",
+        include_str!("../../../sql/views/events_by_day.sql"),
+    ),
 ];
 
 /// The identifiers SQL uses, lower-cased: comments left out, and a column alias (`AS name`)

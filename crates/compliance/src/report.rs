@@ -952,12 +952,19 @@ pub async fn build<E: Engine>(engine: &E, scope: &Scope, req: &Request) -> Resul
         .iter()
         .filter(|c| req.frameworks.contains(&c.framework))
     {
+        let started = std::time::Instant::now();
         let r = evaluate(engine, &cx, &mut keeper, control)
             .await
             .map_err(|e| Error::Query {
                 what: format!("control {} ({})", control.id, control.view),
                 source: Box::new(e),
             })?;
+        tracing::info!(
+            control = control.view,
+            rows = r.rows,
+            "evaluated in {:.3} s",
+            started.elapsed().as_secs_f64()
+        );
         controls.push(r);
     }
     for c in controls.iter_mut().filter(|c| c.kind == Kind::Evidence) {

@@ -14,6 +14,7 @@
 
 pub mod compliance;
 pub mod count_by;
+mod daily;
 mod error;
 mod guard;
 mod lazy;

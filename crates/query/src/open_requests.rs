@@ -9,28 +9,22 @@
 //! 10M events); so it is done once per day and kept for the session, keyed by the day's files
 //! (a commit that changes a day's files recomputes that day only). A report's session also keeps
 //! a closed day's open requests in the store (`_evidence/date=D/open_requests-<key>.parquet`,
-//! signed like the controls' evidence): a month's took 13 s of every report on 10M events.
+//! signed like the controls' evidence): a month's took 13 s of every report on 10M events. The
+//! caching and keeping are [`crate::daily::DailyTable`]'s.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{BooleanArray, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::Session;
-use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::{TableProvider, TableType};
-use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::SessionState;
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::catalog::TableProvider;
+use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
 
-use auditlake_store::Partition;
-
-use crate::session::KeptObjects;
-use crate::table::{AuditEventsTable, scan_range};
+use crate::daily::DayRows;
+use crate::table::AuditEventsTable;
 
 /// The stages that carry a request's outcome; an event without a stage (an old API version) is
 /// taken as complete.
@@ -115,88 +109,39 @@ fn keys_of(b: &RecordBatch, cols: [usize; 4]) -> Result<Vec<Option<Key>>> {
         .collect())
 }
 
-/// A day's open requests, and the files they were computed from.
-struct Day {
-    files: Vec<(String, u64)>,
-    batches: Vec<RecordBatch>,
+/// Computes a day's open requests (a [`DayRows`] of [`crate::daily::DailyTable`]).
+pub(crate) struct OpenRequests {
+    schema: SchemaRef,
 }
 
-#[derive(Clone)]
-pub struct OpenRequestsTable {
-    events: Arc<AuditEventsTable>,
-    days: Arc<Mutex<HashMap<String, Arc<Day>>>>,
-    /// Where a closed day's open requests are kept across sessions (reports), if anywhere.
-    kept: Option<Arc<KeptObjects>>,
-}
-
-impl std::fmt::Debug for OpenRequestsTable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenRequestsTable").finish_non_exhaustive()
-    }
-}
-
-impl OpenRequestsTable {
-    pub(crate) fn new(events: Arc<AuditEventsTable>, kept: Option<Arc<KeptObjects>>) -> Self {
+impl OpenRequests {
+    pub(crate) fn new(events: &AuditEventsTable) -> Self {
         Self {
-            events,
-            days: Arc::default(),
-            kept,
+            schema: events.schema(),
         }
     }
+}
 
-    /// The name a closed day's open requests are kept under: keyed by the release, the queries
-    /// that find them, the table's schema and the day's files. `None` for today and later (its
-    /// files change as events arrive) and without a place to keep them.
-    fn kept_name(&self, day: &str, files: &[(String, u64)]) -> Option<String> {
-        self.kept.as_ref()?;
-        let today = Partition::of(chrono::Utc::now().timestamp_micros());
-        if Partition::parse(&format!("date={day}"))?.end() > today.start() {
-            return None;
-        }
-        let files: Vec<String> = files.iter().map(|(p, n)| format!("{p} {n}")).collect();
-        let key = auditlake_compliance::kept::key(&[
-            env!("CARGO_PKG_VERSION"),
-            &keys_sql("{day}"),
-            &rows_sql("{day}", &["{ids}"]),
-            &format!("{:?}", self.events.schema().fields()),
-            &files.join("\n"),
-        ]);
-        Some(auditlake_compliance::kept::name(day, "open_requests", &key))
+#[async_trait]
+impl DayRows for OpenRequests {
+    fn name(&self) -> &str {
+        "open_requests"
     }
 
-    /// A day's open requests as kept by an earlier session, when they are and decode to the
-    /// table's schema.
-    async fn read_kept(&self, name: &str) -> Option<Vec<RecordBatch>> {
-        let bytes = self.kept.as_ref()?.read(name).await.ok()??;
-        let schema = self.events.schema();
-        auditlake_compliance::kept::decode(bytes)
-            .ok()?
-            .into_iter()
-            .map(|b| RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec()).ok())
-            .collect()
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
     }
 
-    async fn day(
-        &self,
-        state: &SessionState,
-        day: &str,
-        files: Vec<(String, u64)>,
-    ) -> Result<Arc<Day>> {
-        if let Some(d) = self.cached(day).filter(|d| d.files == files) {
-            return Ok(d);
-        }
-        let name = self.kept_name(day, &files);
-        if let Some(name) = &name
-            && let Some(batches) = self.read_kept(name).await
-        {
-            return self.remember(day, Day { files, batches });
-        }
-        let ctx = SessionContext::new_with_state(state.clone());
+    fn key(&self) -> Vec<String> {
+        vec![keys_sql("{day}"), rows_sql("{day}", &["{ids}"])]
+    }
+
+    async fn compute(&self, ctx: &SessionContext, day: &str) -> Result<Vec<RecordBatch>> {
         let mut open: HashSet<Key> = HashSet::new();
         for b in ctx.sql(&keys_sql(day)).await?.collect().await? {
             open.extend(keys_of(&b, [0, 1, 2, 3])?.into_iter().flatten());
         }
-        let schema = self.events.schema();
+        let schema = self.schema();
         let mut batches = Vec::new();
         let mut ids: Vec<&str> = open.iter().map(|k| k.0.as_str()).collect();
         ids.sort_unstable();
@@ -219,79 +164,6 @@ impl OpenRequestsTable {
                 }
             }
         }
-        // Kept for later sessions; a store that cannot be written to (or a key that cannot
-        // sign) only costs the next session the computation again.
-        if let (Some(name), Some(kept)) = (&name, &self.kept)
-            && let Ok(bytes) = auditlake_compliance::kept::encode(&schema, &batches)
-        {
-            let _ = kept.write(name, bytes).await;
-        }
-        self.remember(day, Day { files, batches })
-    }
-
-    fn remember(&self, day: &str, d: Day) -> Result<Arc<Day>> {
-        let d = Arc::new(d);
-        self.days
-            .lock()
-            .map_err(|_| DataFusionError::Internal("open_requests cache poisoned".into()))?
-            .insert(day.to_owned(), Arc::clone(&d));
-        Ok(d)
-    }
-
-    fn cached(&self, day: &str) -> Option<Arc<Day>> {
-        self.days.lock().ok()?.get(day).cloned()
-    }
-}
-
-#[async_trait]
-impl TableProvider for OpenRequestsTable {
-    fn schema(&self) -> SchemaRef {
-        self.events.schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> Result<Vec<TableProviderFilterPushDown>> {
-        // The days are picked from `ts` and `date`; every filter is applied again after the scan.
-        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let state = state
-            .as_any()
-            .downcast_ref::<SessionState>()
-            .ok_or_else(|| {
-                DataFusionError::Internal("open_requests needs a SessionState".into())
-            })?;
-        let files = self.events.snapshot().await?.files_in(scan_range(filters));
-        let mut by_day: std::collections::BTreeMap<String, Vec<(String, u64)>> =
-            std::collections::BTreeMap::new();
-        for f in files {
-            by_day
-                .entry(f.partition.date())
-                .or_default()
-                .push((f.meta.location.to_string(), f.meta.size));
-        }
-        let mut batches = Vec::new();
-        for (day, mut files) in by_day {
-            files.sort();
-            batches.extend(self.day(state, &day, files).await?.batches.iter().cloned());
-        }
-        Ok(MemorySourceConfig::try_new_exec(
-            &[batches],
-            self.schema(),
-            projection.cloned(),
-        )?)
+        Ok(batches)
     }
 }

@@ -10,8 +10,9 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::count_by::CountByStringRule;
+use crate::daily::{DailyTable, DayRows, SqlDay};
 use crate::lazy::LazyViewSchema;
-use crate::open_requests::OpenRequestsTable;
+use crate::open_requests::OpenRequests;
 use crate::table::AuditEventsTable;
 use crate::views::VIEWS;
 use crate::{Error, Result};
@@ -105,20 +106,34 @@ impl AuditSession {
                 .clone()
                 .or_else(|| store.signer().map(|s| s.public_key())),
         });
-        ctx.register_table(
-            "open_requests",
-            Arc::new(OpenRequestsTable::new(
+        let daily = |rows: Arc<dyn DayRows>| {
+            Arc::new(DailyTable::new(
+                rows,
                 Arc::clone(&table),
                 opts.keep_per_day.then(|| Arc::clone(&kept)),
-            )),
-        )?;
+            ))
+        };
+        ctx.register_table("open_requests", daily(Arc::new(OpenRequests::new(&table))))?;
 
         opts.scope.register(&ctx)?;
 
-        for v in VIEWS {
+        for v in VIEWS.iter().filter(|v| !v.per_day()) {
             schema.add_pending(v.name, format!("built-in view {}", v.name), v.sql);
         }
         crate::compliance::register(&ctx, &schema)?;
+        // What a per-day view depends on besides its own SQL: every view it may read, and the
+        // scope its SQL may ask.
+        let mut key: Vec<String> = VIEWS
+            .iter()
+            .flat_map(|v| [v.name.to_owned(), v.sql.to_owned()])
+            .collect();
+        key.push(opts.scope.sha256());
+        for v in VIEWS.iter().filter(|v| v.per_day()) {
+            let rows = SqlDay::plan(&ctx, v.name, v.sql, key.clone())
+                .await
+                .map_err(|e| Error::Internal(format!("built-in view {}: {e}", v.name)))?;
+            ctx.register_table(v.name, daily(Arc::new(rows)))?;
+        }
         Ok(Self {
             ctx,
             store,
@@ -480,9 +495,18 @@ mod tests {
         assert!(views.contains(&"pci_10_2_1_1_cde_access".to_owned()));
         assert_eq!(
             views.len(),
-            crate::views::VIEWS.len() + crate::CONTROLS.len(),
+            crate::views::VIEWS.iter().filter(|v| !v.per_day()).count() + crate::CONTROLS.len(),
             "{views:?}"
         );
+        // The per-day views are tables, computed a day at a time.
+        let tables = names(
+            &session,
+            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema = 'public' ORDER BY 1",
+        )
+        .await;
+        for v in crate::views::VIEWS.iter().filter(|v| v.per_day()) {
+            assert!(tables.contains(&v.name.to_owned()), "{tables:?}");
+        }
         // A control that reads another view (audit_requests) plans both on first use.
         assert_eq!(
             names(

@@ -23,10 +23,19 @@ pub const VIEWS: &[View] = views![
     "secret_access",
     "forbidden_requests",
     "pod_exec",
-    "rbac_changes"
+    "rbac_changes",
+    "failed_access",
+    "events_by_day"
 ];
 
 impl View {
+    /// Whether the view is computed a UTC day at a time (a `-- per day:` header; its SQL is a
+    /// query of the day `{day}`, not a `CREATE VIEW`) and kept per closed day by reports
+    /// ([`crate::daily`]).
+    pub fn per_day(&self) -> bool {
+        self.header("per day").is_some()
+    }
+
     /// The value of a `-- key: value` header line (see [`sql_header`]).
     pub fn header(&self, key: &str) -> Option<String> {
         sql_header(self.sql, key)

@@ -11,8 +11,8 @@
 -- evaluated: over the whole window, not per day: the history of the whole store (oldest and newest event per cluster)
 CREATE VIEW cis_1_2_17_audit_retention AS
 WITH span AS (
-  SELECT cluster, min(ts) AS oldest, max(ts) AS newest, count(DISTINCT date) AS days_with_events
-  FROM audit_events GROUP BY cluster
+  SELECT cluster, min(oldest) AS oldest, max(newest) AS newest, count(DISTINCT date) AS days_with_events
+  FROM events_by_day GROUP BY cluster
 ),
 total AS (SELECT count(*) AS events FROM audit_events)
 SELECT newest AS ts, CAST(NULL AS VARCHAR) AS audit_id, cluster,

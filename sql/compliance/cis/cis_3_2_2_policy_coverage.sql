@@ -12,17 +12,10 @@
 -- evaluated: over the whole window, not per day: counts over the whole store
 CREATE VIEW cis_3_2_2_policy_coverage AS
 WITH c AS (
-  SELECT max(ts) AS newest,
-         count(*) AS total,
-         sum(CASE WHEN resource = 'secrets' THEN 1 ELSE 0 END) AS secrets,
-         sum(CASE WHEN resource = 'pods' AND subresource = 'exec' THEN 1 ELSE 0 END) AS exec,
-         sum(CASE WHEN resource = 'pods' AND subresource = 'portforward' THEN 1 ELSE 0 END) AS portforward,
-         sum(CASE WHEN resource IN ('pods', 'services') AND subresource = 'proxy' THEN 1 ELSE 0 END) AS proxy,
-         sum(CASE WHEN api_group = 'rbac.authorization.k8s.io'
-                   AND verb IN ('create', 'update', 'patch', 'delete', 'deletecollection') THEN 1 ELSE 0 END) AS rbac,
-         sum(CASE WHEN resource = 'pods' AND coalesce(subresource, '') = ''
-                   AND verb IN ('create', 'update', 'patch', 'delete', 'deletecollection') THEN 1 ELSE 0 END) AS pod_changes
-  FROM audit_events
+  SELECT max(newest) AS newest, sum(events) AS total, sum(secrets) AS secrets, sum(exec) AS exec,
+         sum(portforward) AS portforward, sum(proxy) AS proxy, sum(rbac) AS rbac,
+         sum(pod_changes) AS pod_changes
+  FROM events_by_day
 ),
 kinds AS (
   SELECT newest, total, 'Secret access' AS kind, secrets AS events FROM c

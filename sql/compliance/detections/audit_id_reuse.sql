@@ -26,8 +26,11 @@ SELECT e.ts, e.audit_id, e.cluster, e.user_name, e.verb, e.resource, e.subresour
               coalesce(e.request_uri, '?'), ' by ', coalesce(e.user_name, '(no user)'),
               ' from ', coalesce(e.source_ips[1], '(no source IP)')) AS reason,
        e.stage, e.request_uri, r.events, e.request_object, e.response_object
-FROM audit_events e
-JOIN reused r
+-- The few reused IDs first: DataFusion builds its hash table from the left side, and with the
+-- events there it held every event of the window, bodies included, to find none (11 s and 3.5 GB
+-- at 10M events, against 2.6 s).
+FROM reused r
+JOIN audit_events e
   ON e.audit_id = r.audit_id
  AND (e.cluster IS NOT DISTINCT FROM r.cluster)
  AND (e.stage IS NOT DISTINCT FROM r.stage);

@@ -13,9 +13,7 @@
 CREATE VIEW soc2_cc7_2_failed_access_bursts AS
 WITH failed AS (
   SELECT *, row_number() OVER (PARTITION BY actor ORDER BY ts, audit_id) AS n
-  FROM audit_requests
-  WHERE response_code = 401
-     OR (response_code = 403 AND coalesce(authz_decision, 'forbid') <> 'allow')
+  FROM failed_access
 ),
 -- A burst starts at failure s when failure s + count - 1 of the same identity is within the window.
 starts AS (

@@ -800,6 +800,74 @@ fn kept_open_requests_follow_a_late_end() {
     same(&done, &full, "after the session's end");
 }
 
+/// The failures a report keeps per closed day (`failed_access`) follow a late event: nine
+/// refusals around midnight are no burst; a tenth, late into the first (closed) day, makes one
+/// that spans both days, and the kept day is computed again.
+#[test]
+fn a_late_failure_completes_a_burst_across_midnight() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let config = scope_config(dir.path());
+    let refused = |id: &str, at: &str| {
+        format!(
+            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"{id}","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/shop/secrets","verb":"list","user":{{"username":"mallory","groups":["system:authenticated"]}},"sourceIPs":["203.0.113.9"],"objectRef":{{"resource":"secrets","namespace":"shop","apiVersion":"v1"}},"responseStatus":{{"metadata":{{}},"code":403}},"requestReceivedTimestamp":"{at}","stageTimestamp":"{at}","annotations":{{"authorization.k8s.io/decision":"forbid","authorization.k8s.io/reason":""}}}}"#
+        ) + "\n"
+    };
+    let mut nine = String::new();
+    for i in 0..5 {
+        nine += &refused(
+            &format!("f{i}"),
+            &format!("2026-05-04T23:58:{:02}.000000Z", i * 10),
+        );
+    }
+    for i in 5..9 {
+        nine += &refused(
+            &format!("f{i}"),
+            &format!("2026-05-05T00:01:{:02}.000000Z", i * 5),
+        );
+    }
+    let file = dir.path().join("nine.log");
+    std::fs::write(&file, nine).unwrap();
+    ok(&store, &["ingest", file.to_str().unwrap()]);
+    let (from, to) = ("2026-05-04", "2026-05-06");
+    let bursts = |r: &Value| {
+        let c = control(r, "soc2_cc7_2_failed_access_bursts");
+        let mut ids: Vec<String> = c["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["audit_id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        (c["rows"].as_u64().unwrap(), ids)
+    };
+    let (first, [_, computed, ..]) = report_kept(&store, &config, from, to, &[]);
+    assert!(computed > 0);
+    assert_eq!(bursts(&first), (0, vec![]), "nine failures are no burst");
+    let kept: Vec<String> = std::fs::read_dir(store.join("_evidence/date=2026-05-04"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        kept.iter().any(|n| n.starts_with("failed_access-")),
+        "{kept:?}"
+    );
+    let (again, [_, computed, ..]) = report_kept(&store, &config, from, to, &[]);
+    assert_eq!((computed, &again), (0, &first));
+
+    let late = dir.path().join("late.log");
+    std::fs::write(&late, refused("f-late", "2026-05-04T23:59:30.000000Z")).unwrap();
+    ok(&store, &["ingest", late.to_str().unwrap()]);
+    let (after, [_, computed, ..]) = report_kept(&store, &config, from, to, &[]);
+    assert!(computed > 0, "the late day is computed again");
+    let mut ten: Vec<String> = (0..9).map(|i| format!("f{i}")).collect();
+    ten.push("f-late".into());
+    ten.sort();
+    assert_eq!(bursts(&after), (10, ten), "a burst across midnight");
+    let (full, _) = report_kept(&store, &config, from, to, &["--recompute"]);
+    same(&after, &full, "after the late failure");
+}
+
 /// The JSON report of `[from, to)` with extra arguments, without its `generated_at`, and the
 /// counts of its `evidence:` line on standard error: (read, computed, kept, closed days). No
 /// warnings.

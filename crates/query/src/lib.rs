@@ -17,6 +17,7 @@ pub mod count_by;
 mod daily;
 mod error;
 mod guard;
+mod hash64;
 mod lazy;
 pub mod maintain;
 mod open_requests;

@@ -90,6 +90,7 @@ impl AuditSession {
             .ok_or_else(|| Error::Internal("no default catalog".into()))?
             .register_schema("public", Arc::clone(&schema) as _)?;
         datafusion_functions_json::register_all(&mut ctx)?;
+        ctx.register_udf(crate::hash64::udf());
 
         // A time is resolved to the version it names once, so that every query of the session
         // reads the same files, and a report can record the version it was computed on.

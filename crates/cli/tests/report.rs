@@ -776,14 +776,7 @@ fn kept_open_requests_follow_a_late_end() {
         "{}",
         reason(&open)
     );
-    let kept: Vec<String> = std::fs::read_dir(store.join("_evidence/date=2026-05-04"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert!(
-        kept.iter().any(|n| n.starts_with("open_requests-")),
-        "{kept:?}"
-    );
+    assert_kept(&store, "2026-05-04", "open_requests-");
     let (again, [read, computed, ..]) = report_kept(&store, &config, from, to, &[]);
     assert_eq!((computed, again.clone()), (0, open.clone()), "{read}");
 
@@ -844,14 +837,7 @@ fn a_late_failure_completes_a_burst_across_midnight() {
     let (first, [_, computed, ..]) = report_kept(&store, &config, from, to, &[]);
     assert!(computed > 0);
     assert_eq!(bursts(&first), (0, vec![]), "nine failures are no burst");
-    let kept: Vec<String> = std::fs::read_dir(store.join("_evidence/date=2026-05-04"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert!(
-        kept.iter().any(|n| n.starts_with("failed_access-")),
-        "{kept:?}"
-    );
+    assert_kept(&store, "2026-05-04", "failed_access-");
     let (again, [_, computed, ..]) = report_kept(&store, &config, from, to, &[]);
     assert_eq!((computed, &again), (0, &first));
 
@@ -866,6 +852,15 @@ fn a_late_failure_completes_a_burst_across_midnight() {
     assert_eq!(bursts(&after), (10, ten), "a burst across midnight");
     let (full, _) = report_kept(&store, &config, from, to, &["--recompute"]);
     same(&after, &full, "after the late failure");
+}
+
+/// Fails unless a file named `prefix...` is kept under `_evidence/date=<date>/`.
+fn assert_kept(store: &Path, date: &str, prefix: &str) {
+    let kept: Vec<String> = std::fs::read_dir(store.join(format!("_evidence/date={date}")))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(kept.iter().any(|n| n.starts_with(prefix)), "{kept:?}");
 }
 
 /// The JSON report of `[from, to)` with extra arguments, without its `generated_at`, and the

@@ -1,10 +1,11 @@
 //! `hash64(a, b, ...)`: a 64-bit hash of its arguments, row by row (NULL hashes as a value of its
 //! own), with DataFusion's own vectorised hashing and a fixed seed.
 //!
-//! A `GROUP BY` of ten million audit IDs spends its time hashing and comparing 36-byte strings
-//! in a hash table of strings; grouping their 64-bit hashes instead, then checking the few
-//! candidates exactly, is several times cheaper (`audit_id_reuse`). The hash is not
-//! cryptographic and two values may share one: use it to find candidates, never as the answer.
+//! A `GROUP BY` of millions of audit IDs spends its time hashing and comparing 36-byte strings in
+//! a hash table of strings; grouping their 64-bit hashes instead, then checking the few
+//! candidates exactly, took `audit_id_reuse` from 2.9 s to 2.05 s in a report over 10M events.
+//! The hash is not cryptographic and two values may share one: use it to find candidates, never
+//! as the answer.
 
 use std::sync::Arc;
 

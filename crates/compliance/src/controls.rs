@@ -417,7 +417,33 @@ mod tests {
                 whole.push(c.view);
             }
         }
-        assert_eq!(whole.len(), 6, "{whole:?}");
+        assert_eq!(whole.len(), 7, "{whole:?}");
+        // Nor may it read what looks across rows: a whole-window control's view, or a shared
+        // view (not computed per day) that does. HIPAA 164.312(b) lists the logging gaps, and
+        // kept per day it missed a gap that a later day's first event closed.
+        let looks_across_views: Vec<&str> = CONTROLS
+            .iter()
+            .filter(|c| !c.day_local())
+            .map(|c| c.view)
+            .chain(
+                SHARED_VIEWS
+                    .iter()
+                    .filter(|(_, sql)| {
+                        sql_header(sql, "per day").is_none() && across.is_match(&body(sql))
+                    })
+                    .map(|(name, _)| *name),
+            )
+            .collect();
+        for c in CONTROLS.iter().filter(|c| c.day_local()) {
+            let words = code_words(c.sql);
+            for v in &looks_across_views {
+                assert!(
+                    !words.contains(*v),
+                    "{} is evaluated per day but reads {v}, which looks across rows",
+                    c.view
+                );
+            }
+        }
     }
 
     #[test]

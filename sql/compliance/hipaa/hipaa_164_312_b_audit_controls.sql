@@ -8,6 +8,7 @@
 --      period in which activity on ePHI systems cannot be examined.
 -- severity: high
 -- kind: finding
+-- evaluated: over the whole window, not per day: it lists the gaps of pci_10_2_1_6_logging_gaps, and a day's last silence ends with a later day's first event
 CREATE VIEW hipaa_164_312_b_audit_controls AS
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code, reason
 FROM pci_10_2_1_6_logging_gaps

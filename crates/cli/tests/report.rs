@@ -854,6 +854,79 @@ fn a_late_failure_completes_a_burst_across_midnight() {
     same(&after, &full, "after the late failure");
 }
 
+/// The audit ID keys of a closed day are kept; a later request on another day that reuses one
+/// of its audit IDs is found against those kept keys, both events listed.
+#[test]
+fn a_reused_audit_id_on_a_later_day_is_found_against_the_kept_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let config = scope_config(dir.path());
+    let event = |id: &str, verb: &str, at: &str| {
+        format!(
+            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"{id}","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/shop/configmaps/app","verb":"{verb}","user":{{"username":"alice","groups":["system:authenticated"]}},"sourceIPs":["203.0.113.7"],"objectRef":{{"resource":"configmaps","namespace":"shop","name":"app","apiVersion":"v1"}},"responseStatus":{{"metadata":{{}},"code":200}},"requestReceivedTimestamp":"{at}","stageTimestamp":"{at}"}}"#
+        ) + "\n"
+    };
+    // Forty requests on the first day; three of their IDs are reused on the next day, so that
+    // the repeats are found by merging the days' keys, not by where they happen to sit.
+    let first: String = (0..40)
+        .map(|i| {
+            event(
+                &format!("id-{i}"),
+                "get",
+                &format!("2026-05-04T10:00:{i:02}.000000Z"),
+            )
+        })
+        .collect();
+    let file = dir.path().join("first.log");
+    std::fs::write(&file, first).unwrap();
+    ok(&store, &["ingest", file.to_str().unwrap()]);
+    let (from, to) = ("2026-05-04", "2026-05-07");
+    let reuse = |r: &Value| {
+        let c = control(r, "audit_id_reuse");
+        let mut rows: Vec<(String, String)> = c["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["audit_id"].as_str().unwrap().to_owned(),
+                    e["verb"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        rows.sort();
+        (c["rows"].as_u64().unwrap(), rows)
+    };
+    let (before, _) = report_kept(&store, &config, from, to, &[]);
+    assert_eq!(reuse(&before), (0, vec![]));
+    assert_kept(&store, "2026-05-04", "audit_id_keys-");
+
+    let later = dir.path().join("later.log");
+    let reused: String = [5, 17, 30]
+        .iter()
+        .map(|i| {
+            event(
+                &format!("id-{i}"),
+                "delete",
+                &format!("2026-05-05T09:00:{i:02}.000000Z"),
+            )
+        })
+        .collect();
+    std::fs::write(&later, reused).unwrap();
+    ok(&store, &["ingest", later.to_str().unwrap()]);
+    let (after, [read, ..]) = report_kept(&store, &config, from, to, &[]);
+    assert!(read > 0, "the first day's evidence is read back");
+    let mut pairs = Vec::new();
+    for i in [17, 30, 5] {
+        for verb in ["delete", "get"] {
+            pairs.push((format!("id-{i}"), verb.to_owned()));
+        }
+    }
+    assert_eq!(reuse(&after), (6, pairs), "the reuse across days");
+    let (full, _) = report_kept(&store, &config, from, to, &["--recompute"]);
+    same(&after, &full, "after the reuse");
+}
+
 /// Fails unless a file named `prefix...` is kept under `_evidence/date=<date>/`.
 fn assert_kept(store: &Path, date: &str, prefix: &str) {
     let kept: Vec<String> = std::fs::read_dir(store.join(format!("_evidence/date={date}")))

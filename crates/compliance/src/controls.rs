@@ -264,6 +264,10 @@ pub const SHARED_VIEWS: &[(&str, &str)] = &[
         "events_by_day",
         include_str!("../../../sql/views/events_by_day.sql"),
     ),
+    (
+        "audit_id_keys",
+        include_str!("../../../sql/views/audit_id_keys.sql"),
+    ),
 ];
 
 /// The identifiers SQL uses, lower-cased: comments left out, and a column alias (`AS name`)

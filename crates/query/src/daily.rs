@@ -140,6 +140,29 @@ impl DailyTable {
         self.remember(day, Day { files, batches })
     }
 
+    /// The rows of every day the filters on `ts` and `date` may select (all days without such
+    /// filters), day by day in date order, each day's rows in the order they were computed.
+    pub(crate) async fn batches(
+        &self,
+        state: &SessionState,
+        filters: &[Expr],
+    ) -> Result<Vec<RecordBatch>> {
+        let files = self.events.snapshot().await?.files_in(scan_range(filters));
+        let mut by_day: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+        for f in files {
+            by_day
+                .entry(f.partition.date())
+                .or_default()
+                .push((f.meta.location.to_string(), f.meta.size));
+        }
+        let mut batches = Vec::new();
+        for (day, mut files) in by_day {
+            files.sort();
+            batches.extend(self.day(state, &day, files).await?.batches.iter().cloned());
+        }
+        Ok(batches)
+    }
+
     fn remember(&self, day: &str, d: Day) -> Result<Arc<Day>> {
         let d = Arc::new(d);
         self.days
@@ -185,19 +208,7 @@ impl TableProvider for DailyTable {
             .ok_or_else(|| {
                 DataFusionError::Internal(format!("{} needs a SessionState", self.rows.name()))
             })?;
-        let files = self.events.snapshot().await?.files_in(scan_range(filters));
-        let mut by_day: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
-        for f in files {
-            by_day
-                .entry(f.partition.date())
-                .or_default()
-                .push((f.meta.location.to_string(), f.meta.size));
-        }
-        let mut batches = Vec::new();
-        for (day, mut files) in by_day {
-            files.sort();
-            batches.extend(self.day(state, &day, files).await?.batches.iter().cloned());
-        }
+        let batches = self.batches(state, filters).await?;
         Ok(MemorySourceConfig::try_new_exec(
             &[batches],
             self.schema(),

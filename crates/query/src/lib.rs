@@ -21,6 +21,7 @@ mod hash64;
 mod lazy;
 pub mod maintain;
 mod open_requests;
+mod reuse;
 mod session;
 pub mod table;
 pub mod views;

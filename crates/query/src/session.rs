@@ -133,7 +133,14 @@ impl AuditSession {
             let rows = SqlDay::plan(&ctx, v.name, v.sql, key.clone())
                 .await
                 .map_err(|e| Error::Internal(format!("built-in view {}: {e}", v.name)))?;
-            ctx.register_table(v.name, daily(Arc::new(rows)))?;
+            let table = daily(Arc::new(rows));
+            if v.name == "audit_id_keys" {
+                ctx.register_table(
+                    "audit_id_candidates",
+                    Arc::new(crate::reuse::RepeatedKeys::new(Arc::clone(&table))),
+                )?;
+            }
+            ctx.register_table(v.name, table)?;
         }
         Ok(Self {
             ctx,

@@ -25,7 +25,8 @@ pub const VIEWS: &[View] = views![
     "pod_exec",
     "rbac_changes",
     "failed_access",
-    "events_by_day"
+    "events_by_day",
+    "audit_id_keys"
 ];
 
 impl View {

@@ -13,15 +13,12 @@
 -- evaluated: over the whole window, not per day: an audit ID reused on another day is reuse too
 CREATE VIEW audit_id_reuse AS
 -- How: the (cluster, audit ID, stage) keys seen more than once are found by their 64-bit hash
--- (a GROUP BY of integers instead of a hash table of ten million strings: 0.75 s instead of
--- 1.0 s at 2M events), then counted exactly among the events of those hashes, so that two keys
--- sharing a hash are not taken for one.
+-- from audit_id_keys (each day's hashes, sorted, kept per closed day: a month's keys are merged
+-- instead of scanning and hashing every event's audit ID, 2.05 s at 10M events), then counted
+-- exactly among the events of those hashes, so that two keys sharing a hash are not taken for
+-- one. With no candidate (the usual case) the events are not read at all.
 WITH candidates AS (
-  SELECT hash64(cluster, audit_id, stage) AS h
-  FROM audit_events
-  WHERE audit_id IS NOT NULL
-  GROUP BY 1
-  HAVING count(*) > 1
+  SELECT h FROM audit_id_candidates
 ),
 reused AS (
   SELECT e.cluster, e.audit_id, e.stage, count(*) AS events

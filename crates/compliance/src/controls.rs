@@ -268,6 +268,14 @@ pub const SHARED_VIEWS: &[(&str, &str)] = &[
         "audit_id_keys",
         include_str!("../../../sql/views/audit_id_keys.sql"),
     ),
+    (
+        "event_buckets",
+        include_str!("../../../sql/views/event_buckets.sql"),
+    ),
+    (
+        "truncated_records",
+        include_str!("../../../sql/views/truncated_records.sql"),
+    ),
 ];
 
 /// The identifiers SQL uses, lower-cased: comments left out, and a column alias (`AS name`)

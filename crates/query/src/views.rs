@@ -26,7 +26,9 @@ pub const VIEWS: &[View] = views![
     "rbac_changes",
     "failed_access",
     "events_by_day",
-    "audit_id_keys"
+    "audit_id_keys",
+    "event_buckets",
+    "truncated_records"
 ];
 
 impl View {

@@ -15,5 +15,4 @@ FROM pci_10_2_1_6_logging_gaps
 UNION ALL
 SELECT ts, audit_id, cluster, user_name, verb, resource, subresource, namespace, name, response_code,
        concat('request body dropped by the audit truncate backend: ', actor, ' ', verb, ' ', object_ref) AS reason
-FROM audit_requests
-WHERE annotations LIKE '%"audit.k8s.io/truncated":"true"%';
+FROM truncated_records;

@@ -12,47 +12,32 @@
 -- severity: high
 -- kind: finding
 -- evaluated: over the whole window, not per day: a silence spans midnight, and the last event of a day is followed by the next day's first
--- How: events are counted into buckets of max_event_gap_minutes (two events of one bucket are
--- closer than the threshold, so every gap lies between two consecutive non-empty buckets): a
--- `lead` over a month's buckets instead of over each of its events (8.6 s and 3.5 GB on 10M
--- events); the events at the gap's two ends are then found by their time.
+-- How: every gap lies between two consecutive non-empty buckets of max_event_gap_minutes, and
+-- event_buckets holds each day's buckets with their first and last event (kept per closed day):
+-- a `lead` over a month's buckets, and not a read of the events at all (a `lead` over each
+-- event took 8.6 s and 3.5 GB on 10M events; over buckets computed from the events, 0.94 s).
 CREATE VIEW pci_10_2_1_6_logging_gaps AS
-WITH buckets AS (
-  SELECT coalesce(cluster, '') AS c, cluster,
-         CAST(ts AS BIGINT) / greatest(scope_int('max_event_gap_minutes') * 60000000, 1) AS b,
-         min(ts) AS first_ts, max(ts) AS last_ts
-  FROM audit_events
-  GROUP BY 1, 2, 3
+WITH silences AS (
+  SELECT c, cluster, last_ts AS ts, last_id AS audit_id,
+         lead(first_ts) OVER (PARTITION BY c ORDER BY b, first_ts) AS next_ts,
+         lead(first_id) OVER (PARTITION BY c ORDER BY b, first_ts) AS next_audit_id
+  FROM event_buckets
 ),
-silences AS (
-  SELECT c, cluster, last_ts AS ts,
-         lead(first_ts) OVER (PARTITION BY c ORDER BY b) AS next_ts
-  FROM buckets
-),
-gaps AS (
+ends AS (
   SELECT * FROM silences
   WHERE next_ts IS NOT NULL
     AND CAST(next_ts AS BIGINT) - CAST(ts AS BIGINT) > scope_int('max_event_gap_minutes') * 60000000
 ),
-ends AS (
-  -- The last event before each gap, the first after it (ties of time ordered by audit ID).
-  SELECT g.c, g.cluster, g.ts, g.next_ts,
-         max(CASE WHEN e.ts = g.ts THEN e.audit_id END) AS audit_id,
-         min(CASE WHEN e.ts = g.next_ts THEN e.audit_id END) AS next_audit_id
-  FROM gaps g JOIN audit_events e
-    ON coalesce(e.cluster, '') = g.c AND (e.ts = g.ts OR e.ts = g.next_ts)
-  GROUP BY g.c, g.cluster, g.ts, g.next_ts
-),
 last_events AS (
-  SELECT c, cluster, max(last_ts) AS ts FROM buckets GROUP BY c, cluster
+  SELECT c, cluster, max(last_ts) AS ts,
+         last_value(last_id ORDER BY last_ts, last_id NULLS FIRST) AS audit_id
+  FROM event_buckets GROUP BY c, cluster
 ),
-newest AS (SELECT max(last_ts) AS newest FROM buckets),
+newest AS (SELECT max(last_ts) AS newest FROM event_buckets),
 stopped AS (
-  SELECT l.c, l.cluster, l.ts, n.newest, max(e.audit_id) AS audit_id
+  SELECT l.c, l.cluster, l.ts, n.newest, l.audit_id
   FROM last_events l CROSS JOIN newest n
-  JOIN audit_events e ON coalesce(e.cluster, '') = l.c AND e.ts = l.ts
   WHERE CAST(n.newest AS BIGINT) - CAST(l.ts AS BIGINT) > scope_int('max_event_gap_minutes') * 60000000
-  GROUP BY l.c, l.cluster, l.ts, n.newest
 )
 SELECT ts, audit_id, cluster,
        CAST(NULL AS VARCHAR) AS user_name, CAST(NULL AS VARCHAR) AS verb,

@@ -40,6 +40,11 @@ pub struct Args {
     /// gke (Cloud Logging entries, Pub/Sub messages).
     #[arg(long, default_value = "auto", value_name = "FORMAT")]
     format: auditlake_ingest::Format,
+    /// Print where the time went, by stage: read, parse, build, dedup, encode, write, commit
+    /// (each stage's busy time summed over its threads), and how long the reader and the
+    /// writer waited for the decoders.
+    #[arg(long)]
+    timings: bool,
 }
 
 /// The redaction of stored events: the built-in rules, the config file's `[[redact.rules]]` and
@@ -126,6 +131,24 @@ pub fn run(store: &str, config: crate::config::Config, args: Args) -> Result<Exi
         secs,
         summary.read as f64 / secs.max(1e-9),
     );
+    if args.timings {
+        let t = &summary.stages;
+        let secs = |d: std::time::Duration| format!("{:.1}s", d.as_secs_f64());
+        eprintln!(
+            "stages (busy time, summed over threads; {} decode thread(s)): read {}, parse {}, \
+             build {}, dedup {}, encode {}, write {}, commit {}; waiting: reader {}, writer {}",
+            t.decode_threads,
+            secs(t.read),
+            secs(t.parse),
+            secs(t.build),
+            secs(t.dedup),
+            secs(t.encode),
+            secs(t.write),
+            secs(t.commit),
+            secs(t.reader_waiting),
+            secs(t.writer_waiting),
+        );
+    }
     if !summary.by_format.is_empty()
         && (opts.format != auditlake_ingest::Format::K8s
             || summary.by_format.iter().any(|(f, _)| *f != "k8s"))

@@ -91,6 +91,34 @@ fn generated_day_eventlist_and_gzip_round_trip_through_export() {
     assert_eq!(s2["stored"], 30_000);
 }
 
+/// `--timings` names every stage with its time; without it, no stage line.
+#[test]
+fn timings_give_each_stage_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let log = generate(dir.path(), "all.log", 20_000, 2, 5);
+    let out = ok(&store, &["ingest", "--timings", log.to_str().unwrap()]);
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("stages ("))
+        .unwrap_or_else(|| panic!("no stages line: {err}"));
+    let time = |stage: &str| -> f64 {
+        let at = line
+            .find(&format!(" {stage} "))
+            .unwrap_or_else(|| panic!("no {stage} in {line}"));
+        let rest = &line[at + stage.len() + 2..];
+        rest[..rest.find('s').unwrap()].parse().unwrap()
+    };
+    for stage in [
+        "read", "parse", "build", "dedup", "encode", "write", "commit", "reader", "writer",
+    ] {
+        assert!(time(stage) >= 0.0, "{line}");
+    }
+    let plain = stderr(&ok(&store, &["ingest", log.to_str().unwrap()]));
+    assert!(!plain.contains("stages ("), "{plain}");
+}
+
 #[test]
 fn same_input_twice_and_overlapping_rotations_are_stored_once() {
     let dir = tempfile::tempdir().unwrap();

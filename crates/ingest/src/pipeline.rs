@@ -4,6 +4,7 @@ use std::io::{BufRead, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::{cast, filter_record_batch};
@@ -101,6 +102,35 @@ pub struct IngestSummary {
     pub first_rejects: Vec<Reject>,
     /// Where the rejected inputs were kept.
     pub rejected_paths: Vec<String>,
+    /// Where the time went, by stage.
+    pub stages: StageTimes,
+}
+
+/// Where an ingest spent its time, by stage: each stage's busy time, summed over the threads
+/// that run it (one reader, `decode_threads` decoders, one writer), so that the stages of a
+/// run on N cores may add up to N times its wall time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageTimes {
+    /// Reading and decompressing the inputs and cutting them into chunks of lines.
+    pub read: Duration,
+    /// Parsing JSON into events, redaction and the audit policy included.
+    pub parse: Duration,
+    /// Appending events to Arrow builders and finishing the batches.
+    pub build: Duration,
+    /// Dropping copies (ID keys, content digests, reading the keys of stored days) and
+    /// buffering.
+    pub dedup: Duration,
+    /// Encoding Parquet.
+    pub encode: Duration,
+    /// Writing the data files to the store.
+    pub write: Duration,
+    /// Committing to the log (and catching up with other writers), checkpointing.
+    pub commit: Duration,
+    /// The reader waiting for a free decoder, and the writer waiting for decoded events: the
+    /// stage that waits least is the one the others wait for.
+    pub reader_waiting: Duration,
+    pub writer_waiting: Duration,
+    pub decode_threads: usize,
 }
 
 /// Receives progress as the ingest goes.
@@ -157,6 +187,9 @@ struct Decoded {
     policy_dropped: u64,
     policy_slimmed: u64,
     by_format: HashMap<&'static str, u64>,
+    /// Time decoding the chunk, and the part of it appending to the builders.
+    decode: Duration,
+    build: Duration,
 }
 
 /// `ingest --policy`: what a stricter policy keeps of a recorded event.
@@ -251,6 +284,7 @@ impl<'o> Decoder<'o> {
     }
 
     fn accept(&mut self, row: &EventRow<'_>) {
+        let started = Instant::now();
         let p = Partition::of(row.ts);
         let (b, keys) = self
             .builders
@@ -262,6 +296,7 @@ impl<'o> Decoder<'o> {
             row.stage.as_deref(),
             row.ts,
         ));
+        self.out.build += started.elapsed();
     }
 
     fn reject(
@@ -376,20 +411,58 @@ impl<'o> Decoder<'o> {
     }
 
     fn finish(mut self) -> Result<Decoded> {
+        let started = Instant::now();
         for (p, (mut b, keys)) in self.builders.drain() {
             self.out.parts.push((p, b.finish()?, keys));
         }
+        self.out.build += started.elapsed();
         Ok(self.out)
     }
 }
 
 /// Reads inputs and cuts them into chunks of whole lines, or streams the items of a document
 /// spread over lines; in bounded memory either way.
+/// The reader's end of the channel to the decoders, timing how long it waits on them.
+struct ChunkSender {
+    tx: SyncSender<Chunk>,
+    waiting: std::cell::Cell<Duration>,
+}
+
+impl ChunkSender {
+    fn new(tx: SyncSender<Chunk>) -> Self {
+        Self {
+            tx,
+            waiting: Default::default(),
+        }
+    }
+
+    /// False when the decoders are gone.
+    fn send(&self, c: Chunk) -> bool {
+        let started = Instant::now();
+        let ok = self.tx.send(c).is_ok();
+        self.waiting.set(self.waiting.get() + started.elapsed());
+        ok
+    }
+}
+
+/// Reads every input; the reader's busy time and waiting time.
 fn read_inputs(
     inputs: &[Input],
     opts: &IngestOptions,
     progress: &Arc<dyn Progress>,
-    tx: &SyncSender<Chunk>,
+    tx: &ChunkSender,
+) -> Result<(Duration, Duration)> {
+    let started = Instant::now();
+    read_each(inputs, opts, progress, tx)?;
+    let waiting = tx.waiting.get();
+    Ok((started.elapsed().saturating_sub(waiting), waiting))
+}
+
+fn read_each(
+    inputs: &[Input],
+    opts: &IngestOptions,
+    progress: &Arc<dyn Progress>,
+    tx: &ChunkSender,
 ) -> Result<()> {
     for input in inputs {
         let name: Arc<str> = Arc::from(input.name());
@@ -413,14 +486,13 @@ fn read_input(
     name: &Arc<str>,
     mut r: Box<dyn BufRead + Send>,
     opts: &IngestOptions,
-    tx: &SyncSender<Chunk>,
+    tx: &ChunkSender,
 ) -> std::io::Result<bool> {
     let send = |kind| {
         tx.send(Chunk {
             source: Arc::clone(name),
             kind,
         })
-        .is_ok()
     };
     let mut line_no = 1u64;
     let mut first = true;
@@ -772,6 +844,8 @@ struct Writer<'a> {
     summary: IngestSummary,
     rejected: Vec<u8>,
     rejected_seq: u32,
+    /// Time in `flush`, so that `add` can tell its own time from the flushes it calls.
+    flushing: Duration,
 }
 
 impl Writer<'_> {
@@ -871,7 +945,17 @@ impl Writer<'_> {
     }
 
     fn add(&mut self, d: Decoded) -> Result<()> {
+        let started = Instant::now();
+        let flushing = self.flushing;
+        let r = self.add_decoded(d);
+        self.summary.stages.dedup += started.elapsed().saturating_sub(self.flushing - flushing);
+        r
+    }
+
+    fn add_decoded(&mut self, d: Decoded) -> Result<()> {
         self.tick += 1;
+        self.summary.stages.parse += d.decode.saturating_sub(d.build);
+        self.summary.stages.build += d.build;
         self.summary.read += d.read;
         self.summary.policy_dropped += d.policy_dropped;
         self.summary.policy_slimmed += d.policy_slimmed;
@@ -991,6 +1075,13 @@ impl Writer<'_> {
     /// Writes a file for each of the partitions' buffered events and commits them all in one
     /// commit.
     fn flush(&mut self, partitions: &[Partition]) -> Result<()> {
+        let started = Instant::now();
+        let r = self.flush_partitions(partitions);
+        self.flushing += started.elapsed();
+        r
+    }
+
+    fn flush_partitions(&mut self, partitions: &[Partition]) -> Result<()> {
         let mut pending = Vec::new();
         for p in partitions {
             let Some(buf) = self.parts.get_mut(p) else {
@@ -1004,6 +1095,20 @@ impl Writer<'_> {
             buf.bytes = 0;
             pending.push(self.write_pending(*p, batches)?);
         }
+        let committing = Instant::now();
+        let r = self.commit(&mut pending);
+        self.summary.stages.commit += committing.elapsed();
+        r?;
+        for p in pending {
+            self.summary.stored += p.file.rows;
+            self.summary.files_written += 1;
+            self.summary.bytes_written += p.file.size;
+        }
+        Ok(())
+    }
+
+    /// Commits the pending files in one commit, catching up with other writers.
+    fn commit(&mut self, pending: &mut Vec<Pending>) -> Result<()> {
         for attempt in 0.. {
             if pending.is_empty() {
                 return Ok(());
@@ -1032,7 +1137,7 @@ impl Writer<'_> {
                 self.summary.commits += 1;
                 // The day's new file: its ID keys are the buffer's already, its digests too
                 // once the day has them.
-                for f in &pending {
+                for f in pending.iter() {
                     if let Some(buf) = self.parts.get_mut(&f.partition) {
                         let file = f.file.data_file();
                         buf.known.insert(file.meta.location.to_string());
@@ -1043,12 +1148,7 @@ impl Writer<'_> {
                 }
                 break;
             }
-            self.catch_up(&mut pending)?;
-        }
-        for p in pending {
-            self.summary.stored += p.file.rows;
-            self.summary.files_written += 1;
-            self.summary.bytes_written += p.file.size;
+            self.catch_up(pending)?;
         }
         Ok(())
     }
@@ -1058,7 +1158,10 @@ impl Writer<'_> {
         partition: Partition,
         batches: Vec<RecordBatch>,
     ) -> Result<Pending> {
+        let encoding = Instant::now();
         let enc = encode_parquet(&batches, &self.opts.write)?;
+        self.summary.stages.encode += encoding.elapsed();
+        let writing = Instant::now();
         self.seq += 1;
         let ts_range = enc
             .ts_range
@@ -1066,6 +1169,7 @@ impl Writer<'_> {
         let file = self.rt.block_on(self.store.write_data_file(
             &partition, &self.run, self.seq, enc.bytes, enc.rows, ts_range,
         ))?;
+        self.summary.stages.write += writing.elapsed();
         Ok(Pending {
             partition,
             batches,
@@ -1182,11 +1286,13 @@ impl Writer<'_> {
         self.flush(&all)?;
         self.flush_rejected()?;
         if self.summary.commits > 0 {
+            let started = Instant::now();
             // Readers replay the entries after the last checkpoint; keep that tail short. A
             // failed checkpoint only makes later loads slower: the events are committed.
             if let Err(e) = self.rt.block_on(self.store.checkpoint_if_behind(20)) {
                 eprintln!("warning: checkpoint after the ingest failed: {e}");
             }
+            self.summary.stages.commit += started.elapsed();
         }
         Ok(self.summary)
     }
@@ -1224,7 +1330,10 @@ pub fn ingest(
         },
         rejected: Vec::new(),
         rejected_seq: 0,
+        flushing: Duration::ZERO,
     };
+    writer.summary.stages.decode_threads = threads;
+    let chunk_tx = ChunkSender::new(chunk_tx);
 
     thread::scope(|s| -> Result<IngestSummary> {
         let reader_progress = Arc::clone(&progress);
@@ -1237,7 +1346,9 @@ pub fn ingest(
         drop(out_tx);
         drop(chunk_rx);
         let mut result = Ok(());
+        let mut waited = Instant::now();
         for d in out_rx.iter() {
+            writer.summary.stages.writer_waiting += waited.elapsed();
             let step = d.and_then(|d| {
                 progress.events(d.read);
                 writer.add(d)
@@ -1246,6 +1357,7 @@ pub fn ingest(
                 result = Err(e);
                 break;
             }
+            waited = Instant::now();
         }
         // On error, dropping the receiver stops the workers and the reader.
         drop(out_rx);
@@ -1253,7 +1365,9 @@ pub fn ingest(
             .join()
             .map_err(|_| Error::Internal("reader thread panicked".into()))?;
         result?;
-        read?;
+        let (reading, waiting) = read?;
+        writer.summary.stages.read = reading;
+        writer.summary.stages.reader_waiting = waiting;
         writer.finish()
     })
 }
@@ -1271,10 +1385,15 @@ fn decode_worker(
             },
             Err(_) => return,
         };
+        let started = Instant::now();
         let mut d = Decoder::new(opts);
         d.chunk(&chunk);
         drop(chunk);
-        if tx.send(d.finish()).is_err() {
+        let d = d.finish().map(|mut d| {
+            d.decode = started.elapsed();
+            d
+        });
+        if tx.send(d).is_err() {
             return;
         }
     }
@@ -1427,8 +1546,10 @@ mod tests {
         let name: Arc<str> = Arc::from("list.json");
         let (sizes, lines, read, rejects) = thread::scope(|s| {
             let (opts, name) = (&opts, &name);
-            let reader =
-                s.spawn(move || read_input(name, Box::new(std::io::Cursor::new(doc)), opts, &tx));
+            let reader = s.spawn(move || {
+                let tx = ChunkSender::new(tx);
+                read_input(name, Box::new(std::io::Cursor::new(doc)), opts, &tx)
+            });
             let (mut sizes, mut lines) = (Vec::new(), Vec::new());
             let mut d = Decoder::new(opts);
             for c in rx.iter() {

@@ -85,7 +85,7 @@ pub(crate) fn read_line<R: BufRead + ?Sized>(
             break;
         }
         any = true;
-        let (piece, found) = match buf.iter().position(|&b| b == b'\n') {
+        let (piece, found) = match memchr::memchr(b'\n', buf) {
             Some(i) => (&buf[..i], true),
             None => (buf, false),
         };
@@ -142,7 +142,7 @@ fn skip_line<R: BufRead + ?Sized>(r: &mut R) -> io::Result<bool> {
         if buf.is_empty() {
             return Ok(false);
         }
-        match buf.iter().position(|&b| b == b'\n') {
+        match memchr::memchr(b'\n', buf) {
             Some(i) => {
                 r.consume(i + 1);
                 return Ok(true);

@@ -144,9 +144,15 @@ impl DailyTable {
     /// filters), day by day in date order, each day's rows in the order they were computed.
     pub(crate) async fn batches(
         &self,
-        state: &SessionState,
+        state: &dyn Session,
         filters: &[Expr],
     ) -> Result<Vec<RecordBatch>> {
+        let state = state
+            .as_any()
+            .downcast_ref::<SessionState>()
+            .ok_or_else(|| {
+                DataFusionError::Internal(format!("{} needs a SessionState", self.rows.name()))
+            })?;
         let files = self.events.snapshot().await?.files_in(scan_range(filters));
         let mut by_day: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
         for f in files {
@@ -202,12 +208,6 @@ impl TableProvider for DailyTable {
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let state = state
-            .as_any()
-            .downcast_ref::<SessionState>()
-            .ok_or_else(|| {
-                DataFusionError::Internal(format!("{} needs a SessionState", self.rows.name()))
-            })?;
         let batches = self.batches(state, filters).await?;
         Ok(MemorySourceConfig::try_new_exec(
             &[batches],

@@ -1327,7 +1327,10 @@ pub fn ingest(
     let version = rt.block_on(store.ensure_table())?;
     let threads = opts.threads.max(1);
     let (chunk_tx, chunk_rx) = sync_channel::<Chunk>(threads * 2);
-    let (out_tx, out_rx) = sync_channel::<Result<Decoded>>(threads * 2);
+    // Decoded chunks waiting for the writer: deep enough that the decoders go on while it
+    // encodes a file (a burst of a tenth of a second or more on one thread); with a queue of two
+    // per decoder they stopped within milliseconds and left a core idle for the rest of it.
+    let (out_tx, out_rx) = sync_channel::<Result<Decoded>>(threads * DECODED_PER_THREAD);
     let chunk_rx = Arc::new(Mutex::new(chunk_rx));
 
     let mut writer = Writer {
@@ -1387,6 +1390,9 @@ pub fn ingest(
         writer.finish()
     })
 }
+
+/// Decoded chunks (about 2 MiB of input each) that may wait for the writer, per decode thread.
+const DECODED_PER_THREAD: usize = 12;
 
 fn decode_worker(
     rx: &Mutex<Receiver<Chunk>>,

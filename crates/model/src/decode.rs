@@ -599,7 +599,7 @@ fn take_list<'a>(
 /// compacted so that every stored body reads the same way.
 fn json_text(raw: &RawValue) -> Cow<'_, str> {
     let s = raw.get();
-    if s.bytes().any(|b| b == b'\n' || b == b'\r')
+    if memchr::memchr2(b'\n', b'\r', s.as_bytes()).is_some()
         && let Ok(v) = serde_json::from_str::<Value>(s)
     {
         return Cow::Owned(v.to_string());

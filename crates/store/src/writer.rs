@@ -1,7 +1,7 @@
 //! Parquet encoding of event batches: sorted by `ts`, zstd, dictionaries, page statistics.
 
-use arrow::array::{AsArray, RecordBatch};
-use arrow::compute::{SortOptions, sort_to_indices, take_record_batch};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::interleave_record_batch;
 use arrow::datatypes::TimestampMicrosecondType;
 use auditlake_model::schema::col;
 use auditlake_model::time::Micros;
@@ -154,18 +154,76 @@ impl FileEncoder {
 }
 
 /// Sorts `batches` by `ts` and encodes them as one Parquet file.
+///
+/// Batches whose rows are already in `ts` order, and that follow one another without overlapping
+/// (a log read in order gives these), are written as they are. Otherwise every row is copied once,
+/// in `ts` order, from the batches (the file was once a concatenation and then a sort: two copies).
 pub fn encode_parquet(batches: &[RecordBatch], opts: &WriteOptions) -> Result<Encoded> {
-    let schema = auditlake_model::audit_events_schema();
-    let batch = arrow::compute::concat_batches(&schema, batches)?;
-    let ts = batch
-        .column_by_name(col::TS)
-        .ok_or_else(|| Error::Arrow(arrow::error::ArrowError::SchemaError("no ts".into())))?;
-    let idx = sort_to_indices(ts, Some(SortOptions::default()), None)?;
-    let sorted = take_record_batch(&batch, &idx)?;
-    drop(batch);
+    if let Some(order) = in_order(batches) {
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let bytes: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+        let mut enc = FileEncoder::new(opts, bytes / 8 + 1024)?;
+        for i in order {
+            enc.write(&batches[i])?;
+        }
+        debug_assert_eq!(enc.rows(), rows as u64);
+        return enc.finish();
+    }
+    // Rows out of order (a log's request times are: a long request is written when it ends):
+    // one copy of every row, in `ts` order, straight from the batches (stable for equal times).
+    let mut order: Vec<(Micros, u32, u32)> =
+        Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
+    for (b, batch) in batches.iter().enumerate() {
+        let ts = batch
+            .column_by_name(col::TS)
+            .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+            .ok_or_else(|| Error::Arrow(arrow::error::ArrowError::SchemaError("no ts".into())))?;
+        // `ts` is not nullable (the schema says so), so its values are the times.
+        order.extend(
+            ts.values()
+                .iter()
+                .enumerate()
+                .map(|(r, &t)| (t, b as u32, r as u32)),
+        );
+    }
+    order.sort_by_key(|&(t, _, _)| t);
+    let indices: Vec<(usize, usize)> = order
+        .into_iter()
+        .map(|(_, b, r)| (b as usize, r as usize))
+        .collect();
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    let sorted = interleave_record_batch(&refs, &indices)?;
     let mut enc = FileEncoder::new(opts, sorted.get_array_memory_size() / 8 + 1024)?;
     enc.write(&sorted)?;
     enc.finish()
+}
+
+/// The order in which `batches` give rows sorted by `ts` without moving a row, if there is one:
+/// each batch sorted within itself, no nulls, and the batches' ranges not overlapping.
+fn in_order(batches: &[RecordBatch]) -> Option<Vec<usize>> {
+    let mut ranges = Vec::with_capacity(batches.len());
+    for (i, b) in batches.iter().enumerate() {
+        if b.num_rows() == 0 {
+            continue;
+        }
+        let ts = b
+            .column_by_name(col::TS)?
+            .as_primitive_opt::<TimestampMicrosecondType>()?;
+        if ts.null_count() > 0 {
+            return None;
+        }
+        let v = ts.values();
+        if !v.windows(2).all(|w| w[0] <= w[1]) {
+            return None;
+        }
+        ranges.push((v[0], v[v.len() - 1], i));
+    }
+    // Stable: batches that start at the same time keep their order.
+    ranges.sort_by_key(|&(lo, _, _)| lo);
+    ranges
+        .windows(2)
+        .all(|w| w[0].1 <= w[1].0)
+        .then(|| ranges.into_iter().map(|(_, _, i)| i).collect())
 }
 
 /// Every byte of an event goes through decode -> Arrow -> Parquet -> Arrow -> JSON (what `export`
@@ -332,6 +390,78 @@ mod round_trip {
             prop_assert_eq!(back.len(), 1);
             let out = row_to_json(&back[0], 0).unwrap();
             prop_assert_eq!(out, ev);
+        }
+    }
+}
+
+#[cfg(test)]
+mod order {
+    use arrow::array::{AsArray, RecordBatch};
+    use arrow::datatypes::TimestampMicrosecondType;
+    use auditlake_model::EventBatchBuilder;
+    use auditlake_model::decode::EventRow;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
+    use std::borrow::Cow;
+
+    fn batch(ts: &[i64]) -> RecordBatch {
+        let mut b = EventBatchBuilder::new();
+        for (i, &t) in ts.iter().enumerate() {
+            let id = format!("{t}-{i}");
+            b.append(
+                &EventRow {
+                    ts: t,
+                    audit_id: Some(Cow::Owned(id)),
+                    ..Default::default()
+                },
+                None,
+            );
+        }
+        b.finish().unwrap()
+    }
+
+    /// The `ts` and audit IDs of the file that `encode_parquet` makes of `batches`.
+    fn written(batches: &[RecordBatch]) -> (Vec<i64>, Vec<String>) {
+        let bytes = super::encode_parquet(batches, &super::WriteOptions::default())
+            .unwrap()
+            .bytes;
+        let (mut ts, mut ids) = (Vec::new(), Vec::new());
+        for b in ParquetRecordBatchReader::try_new(bytes::Bytes::from(bytes), 1024).unwrap() {
+            let b = b.unwrap();
+            let t = b.column_by_name("ts").unwrap();
+            ts.extend(t.as_primitive::<TimestampMicrosecondType>().values().iter());
+            let a = b.column_by_name("audit_id").unwrap();
+            let a = arrow::compute::cast(a, &arrow::datatypes::DataType::Utf8).unwrap();
+            ids.extend(a.as_string::<i32>().iter().map(|s| s.unwrap().to_owned()));
+        }
+        (ts, ids)
+    }
+
+    #[test]
+    fn every_row_is_written_once_in_ts_order_whatever_the_batches() {
+        let cases: Vec<Vec<Vec<i64>>> = vec![
+            // In order: written as they are.
+            vec![vec![1, 2, 3], vec![3, 4], vec![], vec![7, 9]],
+            // Each sorted, but the second starts before the first.
+            vec![vec![5, 6], vec![1, 2]],
+            // Overlapping ranges.
+            vec![vec![1, 5], vec![3, 4]],
+            // Not sorted within a batch.
+            vec![vec![1, 3, 2], vec![4]],
+        ];
+        for case in cases {
+            let batches: Vec<_> = case.iter().map(|ts| batch(ts)).collect();
+            let (ts, ids) = written(&batches);
+            let mut want: Vec<i64> = case.iter().flatten().copied().collect();
+            want.sort();
+            assert_eq!(ts, want, "{case:?}");
+            // Every row once, each with its own ts.
+            let mut got_ids = ids.clone();
+            got_ids.sort();
+            got_ids.dedup();
+            assert_eq!(got_ids.len(), want.len(), "{case:?}");
+            for (t, id) in ts.iter().zip(&ids) {
+                assert!(id.starts_with(&format!("{t}-")), "{case:?}: {t} {id}");
+            }
         }
     }
 }

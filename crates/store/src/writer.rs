@@ -1,6 +1,6 @@
 //! Parquet encoding of event batches: sorted by `ts`, zstd, dictionaries, page statistics.
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::interleave_record_batch;
 use arrow::datatypes::TimestampMicrosecondType;
 use auditlake_model::schema::col;
@@ -159,28 +159,21 @@ impl FileEncoder {
 /// (a log read in order gives these), are written as they are. Otherwise every row is copied once,
 /// in `ts` order, from the batches (the file was once a concatenation and then a sort: two copies).
 pub fn encode_parquet(batches: &[RecordBatch], opts: &WriteOptions) -> Result<Encoded> {
-    if let Some(order) = in_order(batches) {
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let ts = batches.iter().map(ts_values).collect::<Result<Vec<_>>>()?;
+    if let Some(order) = in_order(&ts) {
         let bytes: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
         let mut enc = FileEncoder::new(opts, bytes / 8 + 1024)?;
         for i in order {
             enc.write(&batches[i])?;
         }
-        debug_assert_eq!(enc.rows(), rows as u64);
         return enc.finish();
     }
     // Rows out of order (a log's request times are: a long request is written when it ends):
     // one copy of every row, in `ts` order, straight from the batches (stable for equal times).
-    let mut order: Vec<(Micros, u32, u32)> =
-        Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
-    for (b, batch) in batches.iter().enumerate() {
-        let ts = batch
-            .column_by_name(col::TS)
-            .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
-            .ok_or_else(|| Error::Arrow(arrow::error::ArrowError::SchemaError("no ts".into())))?;
-        // `ts` is not nullable (the schema says so), so its values are the times.
+    let mut order: Vec<(Micros, u32, u32)> = Vec::with_capacity(ts.iter().map(|t| t.len()).sum());
+    for (b, times) in ts.iter().enumerate() {
         order.extend(
-            ts.values()
+            times
                 .iter()
                 .enumerate()
                 .map(|(r, &t)| (t, b as u32, r as u32)),
@@ -198,25 +191,28 @@ pub fn encode_parquet(batches: &[RecordBatch], opts: &WriteOptions) -> Result<En
     enc.finish()
 }
 
-/// The order in which `batches` give rows sorted by `ts` without moving a row, if there is one:
-/// each batch sorted within itself, no nulls, and the batches' ranges not overlapping.
-fn in_order(batches: &[RecordBatch]) -> Option<Vec<usize>> {
-    let mut ranges = Vec::with_capacity(batches.len());
-    for (i, b) in batches.iter().enumerate() {
-        if b.num_rows() == 0 {
+/// The `ts` values of a batch. The column is not nullable, and a batch cannot be made with nulls
+/// in a column its schema says is not, so every value is a time.
+fn ts_values(batch: &RecordBatch) -> Result<&[Micros]> {
+    batch
+        .column_by_name(col::TS)
+        .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+        .map(|a| a.values().as_ref())
+        .ok_or_else(|| Error::Arrow(arrow::error::ArrowError::SchemaError("no ts".into())))
+}
+
+/// The order in which batches with these `ts` values give rows sorted by `ts` without moving a
+/// row, if there is one: each batch sorted within itself, and the batches' ranges not overlapping.
+fn in_order(ts: &[&[Micros]]) -> Option<Vec<usize>> {
+    let mut ranges = Vec::with_capacity(ts.len());
+    for (i, v) in ts.iter().enumerate() {
+        let (Some(&lo), Some(&hi)) = (v.first(), v.last()) else {
             continue;
-        }
-        let ts = b
-            .column_by_name(col::TS)?
-            .as_primitive_opt::<TimestampMicrosecondType>()?;
-        if ts.null_count() > 0 {
-            return None;
-        }
-        let v = ts.values();
+        };
         if !v.windows(2).all(|w| w[0] <= w[1]) {
             return None;
         }
-        ranges.push((v[0], v[v.len() - 1], i));
+        ranges.push((lo, hi, i));
     }
     // Stable: batches that start at the same time keep their order.
     ranges.sort_by_key(|&(lo, _, _)| lo);

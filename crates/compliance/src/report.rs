@@ -15,7 +15,7 @@ use auditlake_model::time::{Micros, format_canonical};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
-    DataType, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType,
+    DataType, Int32Type, Int64Type, SchemaRef, TimeUnit, TimestampMicrosecondType,
 };
 use datafusion::execution::SendableRecordBatchStream;
 use serde::Serialize;
@@ -70,6 +70,18 @@ pub trait Engine: Sync {
         async { Ok(None) }
     }
 
+    /// Runs day-local queries a day at a time, each day's events read once for all of them: for
+    /// each of `days`, the rows of each query it lists, in that order. The queries filter on
+    /// the whole window; a day's rows are a query's rows within the day's `[from, to)`. `None`:
+    /// the engine cannot, and each query is run over the days as one.
+    fn by_day(
+        &self,
+        _queries: &[String],
+        _days: &[DayWork],
+    ) -> impl Future<Output = Result<Option<ByDayRows>, EngineError>> + Send {
+        async { Ok(None) }
+    }
+
     /// Writes a kept evidence file, and removes the files it replaces (the same view and day
     /// under another key); `false` when the engine does not keep it (it could not sign it).
     fn write_kept(
@@ -79,6 +91,24 @@ pub trait Engine: Sync {
     ) -> impl Future<Output = Result<bool, EngineError>> + Send {
         async { Ok(false) }
     }
+}
+
+/// A day for [`Engine::by_day`]: its date (`YYYY-MM-DD`), its part of the window and the queries
+/// to run over it (indexes into the queries).
+#[derive(Debug, Clone)]
+pub struct DayWork {
+    pub date: String,
+    pub from: Micros,
+    pub to: Micros,
+    pub queries: Vec<usize>,
+}
+
+/// What [`Engine::by_day`] returns: each query's schema, and for each day the rows of each query
+/// it listed.
+#[derive(Debug)]
+pub struct ByDayRows {
+    pub schemas: Vec<SchemaRef>,
+    pub days: Vec<Vec<Vec<RecordBatch>>>,
 }
 
 /// Rows of the evidence sample when none is asked for.
@@ -647,9 +677,8 @@ async fn evaluate<E: Engine>(
         evidence_shown: 0,
         evidence: Vec::new(),
     };
-    if let Some(setting) = control.requires()
-        && cx.scope.is_empty(&setting).unwrap_or(false)
-    {
+    if lacks_scope(control, cx.scope) {
+        let setting = control.requires().unwrap_or_default();
         r.status = Status::NotEvaluable;
         r.not_evaluable = Some(format!(
             "the scope setting `{setting}` is empty: list the namespaces or identities it covers \
@@ -781,6 +810,13 @@ async fn evaluate<E: Engine>(
     }
     r.evidence_shown = r.evidence.len();
     Ok(r)
+}
+
+/// The control needs a scope list setting that is empty: it cannot be evaluated.
+fn lacks_scope(control: &Control, scope: &Scope) -> bool {
+    control
+        .requires()
+        .is_some_and(|setting| scope.is_empty(&setting).unwrap_or(false))
 }
 
 /// A control's rows over the whole window, by time, in one query.
@@ -947,6 +983,22 @@ pub async fn build<E: Engine>(engine: &E, scope: &Scope, req: &Request) -> Resul
         formats: &formats,
         days_without_events: &days_without_events,
     };
+    if events_in_window > 0 {
+        // The day-local controls' rows of the days not kept, a day at a time: one read of each
+        // day's events for all of them, instead of one scan of the window per control.
+        let items: Vec<(&str, &str, String)> = CONTROLS
+            .iter()
+            .filter(|c| req.frameworks.contains(&c.framework) && c.day_local())
+            .filter(|c| !lacks_scope(c, scope))
+            .map(|c| (c.view, c.sql, evidence_sql(c, req.from, req.to, None)))
+            .chain(std::iter::once((
+                kept::INCOMPLETE,
+                kept::INCOMPLETE,
+                incomplete_sql(req.from, req.to),
+            )))
+            .collect();
+        keeper.prefetch(engine, &items).await?;
+    }
     let mut controls = Vec::new();
     for control in CONTROLS
         .iter()
@@ -1021,6 +1073,8 @@ struct Keeper {
     write_failed: bool,
     /// The window's records lacking 10.2.2 details, by `(audit_id, ts, cluster)`.
     incomplete: Option<std::collections::HashMap<(String, String, String), Vec<String>>>,
+    /// Each segment's rows computed or read by [`Keeper::prefetch`], by what and key.
+    ready: std::collections::HashMap<String, Vec<Option<Vec<RecordBatch>>>>,
     stats: KeptStats,
 }
 
@@ -1066,6 +1120,7 @@ impl Keeper {
             mode: req.kept,
             write_failed: false,
             incomplete: None,
+            ready: Default::default(),
             stats,
         }
     }
@@ -1088,16 +1143,8 @@ impl Keeper {
         rows: &[Evidence],
     ) -> Result<Vec<Incomplete>> {
         if self.incomplete.is_none() {
-            let sql = |from, to| {
-                format!(
-                    "SELECT ts, audit_id, coalesce(cluster, '') AS cluster, missing \
-                     FROM {} WHERE {} ORDER BY ts, audit_id, cluster, missing",
-                    kept::INCOMPLETE,
-                    window_sql(from, to)
-                )
-            };
             let batches = self
-                .batches(engine, kept::INCOMPLETE, kept::INCOMPLETE, &sql)
+                .batches(engine, kept::INCOMPLETE, kept::INCOMPLETE, &incomplete_sql)
                 .await?;
             let mut keys: std::collections::HashMap<_, Vec<String>> = Default::default();
             for b in &batches {
@@ -1155,19 +1202,19 @@ impl Keeper {
             .collect())
     }
 
-    /// The rows of `sql` over the window (its `from` and `to`), sorted by `ts`, day by day.
-    async fn batches<E: Engine>(
+    /// The name a segment's rows of `what` (keyed by `key`) are kept under.
+    fn kept_name(&self, s: &Segment, what: &str, key: &str, files: &str) -> String {
+        kept::name(&s.date, what, &kept::key(&[&self.base, key, files]))
+    }
+
+    /// Each segment's rows of `what` as kept (none for a day without events), where they are.
+    async fn lookup<E: Engine>(
         &mut self,
         engine: &E,
         what: &str,
         key: &str,
-        sql: &dyn Fn(Micros, Micros) -> String,
-    ) -> Result<Vec<RecordBatch>> {
-        let n = self.segments.len();
-        let mut parts: Vec<Option<Vec<RecordBatch>>> = vec![None; n];
-        let name = |s: &Segment, files: &str| {
-            kept::name(&s.date, what, &kept::key(&[&self.base, key, files]))
-        };
+    ) -> Vec<Option<Vec<RecordBatch>>> {
+        let mut parts = vec![None; self.segments.len()];
         for (i, s) in self.segments.iter().enumerate() {
             if s.events == 0 {
                 parts[i] = Some(Vec::new());
@@ -1177,7 +1224,7 @@ impl Keeper {
             if self.mode != Kept::Use {
                 continue;
             }
-            let name = name(s, files);
+            let name = self.kept_name(s, what, key, files);
             match engine.read_kept(&name).await {
                 Ok(Some(bytes)) => match kept::decode(bytes) {
                     Ok(b) => {
@@ -1193,6 +1240,118 @@ impl Keeper {
                 Err(e) => self.stats.problems.push(format!("{name}: {e}")),
             }
         }
+        parts
+    }
+
+    /// Counts segment `k`'s rows of `what` as computed, and keeps them when the day is closed.
+    async fn keep<E: Engine>(
+        &mut self,
+        engine: &E,
+        (what, key): (&str, &str),
+        k: usize,
+        schema: &SchemaRef,
+        day: &[RecordBatch],
+    ) {
+        self.stats.computed += 1;
+        let Some(files) = &self.segments[k].files else {
+            return;
+        };
+        if self.write_failed {
+            return;
+        }
+        let name = self.kept_name(&self.segments[k], what, key, files);
+        let written = match kept::encode(schema, day) {
+            Ok(bytes) => engine
+                .write_kept(&name, bytes)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match written {
+            Ok(true) => self.stats.written += 1,
+            Ok(false) => {}
+            Err(e) => {
+                self.write_failed = true;
+                self.stats
+                    .problems
+                    .push(format!("{name} could not be kept: {e}"));
+            }
+        }
+    }
+
+    /// Computes the rows of every `(what, key, sql over the window)` for the days not kept, a day
+    /// at a time with the day's events read once for all of them ([`Engine::by_day`]), and
+    /// keeps them; [`Keeper::batches`] then takes them from here. An engine that cannot leaves
+    /// them to [`Keeper::batches`].
+    async fn prefetch<E: Engine>(
+        &mut self,
+        engine: &E,
+        items: &[(&str, &str, String)],
+    ) -> Result<()> {
+        let mut parts = Vec::with_capacity(items.len());
+        for (what, key, _) in items {
+            parts.push(self.lookup(engine, what, key).await);
+        }
+        let mut work = Vec::new();
+        for (k, s) in self.segments.iter().enumerate() {
+            let queries: Vec<usize> = (0..items.len())
+                .filter(|&q| parts[q][k].is_none())
+                .collect();
+            if !queries.is_empty() {
+                work.push((
+                    k,
+                    DayWork {
+                        date: s.date.clone(),
+                        from: s.from,
+                        to: s.to,
+                        queries,
+                    },
+                ));
+            }
+        }
+        if !work.is_empty() {
+            for (i, (what, ..)) in items.iter().enumerate() {
+                tracing::debug!(query = i, what, "day-local query");
+            }
+            let queries: Vec<String> = items.iter().map(|(_, _, sql)| sql.clone()).collect();
+            let days: Vec<DayWork> = work.iter().map(|(_, w)| w.clone()).collect();
+            let rows = engine
+                .by_day(&queries, &days)
+                .await
+                .map_err(|source| Error::Query {
+                    what: "the day-local controls, a day at a time".into(),
+                    source,
+                })?;
+            if let Some(rows) = rows {
+                for ((k, w), day) in work.iter().zip(rows.days) {
+                    for (&q, b) in w.queries.iter().zip(day) {
+                        let (what, key, _) = items[q];
+                        self.keep(engine, (what, key), *k, &rows.schemas[q], &b)
+                            .await;
+                        parts[q][*k] = Some(b);
+                    }
+                }
+            }
+        }
+        for ((what, key, _), p) in items.iter().zip(parts) {
+            self.ready.insert(format!("{what}\n{key}"), p);
+        }
+        Ok(())
+    }
+
+    /// The rows of `sql` over the window (its `from` and `to`), sorted by `ts`, day by day.
+    async fn batches<E: Engine>(
+        &mut self,
+        engine: &E,
+        what: &str,
+        key: &str,
+        sql: &dyn Fn(Micros, Micros) -> String,
+    ) -> Result<Vec<RecordBatch>> {
+        let n = self.segments.len();
+        let mut parts = match self.ready.remove(&format!("{what}\n{key}")) {
+            Some(p) => p,
+            None => self.lookup(engine, what, key).await,
+        };
         let mut i = 0;
         while i < n {
             if parts[i].is_some() {
@@ -1215,35 +1374,23 @@ impl Keeper {
             }
             let days = split_by_ts(&batches, &self.segments[i..=j])?;
             for (k, day) in (i..=j).zip(days) {
-                self.stats.computed += 1;
-                if let Some(files) = &self.segments[k].files
-                    && !self.write_failed
-                {
-                    let name = name(&self.segments[k], files);
-                    let written = match kept::encode(&schema, &day) {
-                        Ok(bytes) => engine
-                            .write_kept(&name, bytes)
-                            .await
-                            .map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    match written {
-                        Ok(true) => self.stats.written += 1,
-                        Ok(false) => {}
-                        Err(e) => {
-                            self.write_failed = true;
-                            self.stats
-                                .problems
-                                .push(format!("{name} could not be kept: {e}"));
-                        }
-                    }
-                }
+                self.keep(engine, (what, key), k, &schema, &day).await;
                 parts[k] = Some(day);
             }
             i = j + 1;
         }
         Ok(parts.into_iter().flatten().flatten().collect())
     }
+}
+
+/// The window's records lacking 10.2.2 details, by time.
+fn incomplete_sql(from: Micros, to: Micros) -> String {
+    format!(
+        "SELECT ts, audit_id, coalesce(cluster, '') AS cluster, missing \
+         FROM {} WHERE {} ORDER BY ts, audit_id, cluster, missing",
+        kept::INCOMPLETE,
+        window_sql(from, to)
+    )
 }
 
 /// Rows sorted by `ts` (none null: a window filter dropped those) cut at the segments' ends.

@@ -12,6 +12,7 @@
 //!
 //! Maintenance (compaction, retention) is in [`maintain`].
 
+mod by_day;
 pub mod compliance;
 pub mod count_by;
 mod daily;

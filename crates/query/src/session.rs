@@ -3,12 +3,14 @@ use std::sync::Arc;
 use auditlake_compliance::Scope;
 use auditlake_store::{AsOf, Store, Version};
 use datafusion::catalog::SchemaProvider;
+use datafusion::catalog::TableProvider;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
-use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use crate::by_day::{ByDay, Slot, SlotTable};
 use crate::count_by::CountByStringRule;
 use crate::daily::{DailyTable, DayRows, SqlDay};
 use crate::lazy::LazyViewSchema;
@@ -39,6 +41,43 @@ pub struct QueryOptions {
     pub keep_per_day: bool,
 }
 
+/// The views computed once per day for the day-local controls ([`crate::by_day`]): every one
+/// reads `audit_requests`, several `workload_pod_specs` and `incomplete_records`. In the order
+/// they are computed (each reads only those before it).
+const BY_DAY_DERIVED: &[&str] = &["audit_requests", "workload_pod_specs", "incomplete_records"];
+
+/// A context on `state` with the lazily planned views' schema as its default, the JSON functions
+/// and `hash64`.
+fn context(state: SessionState) -> Result<(SessionContext, Arc<LazyViewSchema>)> {
+    let mut ctx = SessionContext::new_with_state(state);
+    let schema = Arc::new(LazyViewSchema::new());
+    let weak = ctx.state_weak_ref();
+    schema.set_state(Box::new(move || weak.upgrade().map(|s| s.read().clone())));
+    ctx.catalog("auditlake")
+        .ok_or_else(|| Error::Internal("no default catalog".into()))?
+        .register_schema("public", Arc::clone(&schema) as _)?;
+    datafusion_functions_json::register_all(&mut ctx)?;
+    ctx.register_udf(crate::hash64::udf());
+    Ok((ctx, schema))
+}
+
+/// The configuration of every session (the report's day-at-a-time one included).
+fn session_config(opts: &QueryOptions) -> SessionConfig {
+    let mut config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema("auditlake", "public")
+        .with_create_default_catalog_and_schema(true);
+    if let Some(n) = opts.target_partitions {
+        config = config.with_target_partitions(n);
+    }
+    // PostgreSQL's dialect: `->>` for JSON, and `SELECT a, cluster` parses (the generic
+    // dialect takes `, cluster` for a trailing comma before CLUSTER BY).
+    config = config.set_str("datafusion.sql_parser.dialect", "PostgreSQL");
+    config.options_mut().execution.parquet.pushdown_filters = true;
+    config.options_mut().execution.parquet.reorder_filters = true;
+    config
+}
+
 /// A DataFusion session over one store. Clones share the session (its tables, views and memory
 /// pool).
 #[derive(Clone)]
@@ -50,6 +89,7 @@ pub struct AuditSession {
     table: Arc<AuditEventsTable>,
     /// Where kept evidence is read and written.
     kept: Arc<KeptObjects>,
+    opts: QueryOptions,
 }
 
 impl AuditSession {
@@ -57,18 +97,6 @@ impl AuditSession {
     /// compliance controls and `compliance_controls`. Touches no data file. The views are planned
     /// when a query first names them ([`LazyViewSchema`]); [`AuditSession::plan_views`] plans all.
     pub async fn open(store: Store, opts: &QueryOptions) -> Result<Self> {
-        let mut config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_default_catalog_and_schema("auditlake", "public")
-            .with_create_default_catalog_and_schema(true);
-        if let Some(n) = opts.target_partitions {
-            config = config.with_target_partitions(n);
-        }
-        // PostgreSQL's dialect: `->>` for JSON, and `SELECT a, cluster` parses (the generic
-        // dialect takes `, cluster` for a trailing comma before CLUSTER BY).
-        config = config.set_str("datafusion.sql_parser.dialect", "PostgreSQL");
-        config.options_mut().execution.parquet.pushdown_filters = true;
-        config.options_mut().execution.parquet.reorder_filters = true;
         // Every file the session touches goes through the guarded registry (crate::guard).
         let mut runtime = RuntimeEnvBuilder::new()
             .with_object_store_registry(Arc::new(crate::guard::StoreRegistry::new(&store)));
@@ -77,20 +105,12 @@ impl AuditSession {
         }
         let runtime = runtime.build_arc()?;
         let state = SessionStateBuilder::new()
-            .with_config(config)
+            .with_config(session_config(opts))
             .with_runtime_env(runtime)
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(CountByStringRule))
             .build();
-        let mut ctx = SessionContext::new_with_state(state);
-        let schema = Arc::new(LazyViewSchema::new());
-        let weak = ctx.state_weak_ref();
-        schema.set_state(Box::new(move || weak.upgrade().map(|s| s.read().clone())));
-        ctx.catalog("auditlake")
-            .ok_or_else(|| Error::Internal("no default catalog".into()))?
-            .register_schema("public", Arc::clone(&schema) as _)?;
-        datafusion_functions_json::register_all(&mut ctx)?;
-        ctx.register_udf(crate::hash64::udf());
+        let (ctx, schema) = context(state)?;
 
         // A time is resolved to the version it names once, so that every query of the session
         // reads the same files, and a report can record the version it was computed on.
@@ -149,7 +169,62 @@ impl AuditSession {
             version,
             table,
             kept,
+            opts: opts.clone(),
         })
+    }
+
+    /// Plans day-local `queries` (of the views and controls over `audit_events` and
+    /// `open_requests`) to run a day at a time ([`crate::by_day`]), in a session of their own
+    /// that shares this one's memory pool.
+    pub(crate) async fn plan_by_day(&self, queries: &[String]) -> Result<ByDay> {
+        let mut config = session_config(&self.opts);
+        // A plan is run once per day; a reset does not clear dynamic filters.
+        config
+            .options_mut()
+            .optimizer
+            .enable_dynamic_filter_pushdown = false;
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(Arc::clone(self.ctx.state().runtime_env()))
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(CountByStringRule))
+            .build();
+        let partitions = state.config().target_partitions();
+        let (ctx, schema) = context(state)?;
+        let mut tables = Vec::new();
+        for name in ["audit_events", "open_requests"] {
+            let slot = Arc::new(Slot::default());
+            let table_schema = self.table.schema();
+            ctx.register_table(
+                name,
+                Arc::new(SlotTable::new(
+                    name,
+                    Arc::clone(&table_schema),
+                    Arc::clone(&slot),
+                    partitions,
+                )),
+            )?;
+            tables.push((name, slot, table_schema));
+        }
+        self.opts.scope.register(&ctx)?;
+        let derived: Vec<(&'static str, &str)> = BY_DAY_DERIVED
+            .iter()
+            .map(|name| {
+                VIEWS
+                    .iter()
+                    .find(|v| v.name == *name)
+                    .map(|v| (v.name, v.sql))
+                    .ok_or_else(|| Error::Internal(format!("no built-in view {name}")))
+            })
+            .collect::<Result<_>>()?;
+        for v in VIEWS
+            .iter()
+            .filter(|v| !v.per_day() && !BY_DAY_DERIVED.contains(&v.name))
+        {
+            schema.add_pending(v.name, format!("built-in view {}", v.name), v.sql);
+        }
+        crate::compliance::register(&ctx, &schema)?;
+        Ok(ByDay::plan(ctx, tables, &derived, queries).await?)
     }
 
     /// The table version the session reads, when pinned (`as_of`).
@@ -280,6 +355,26 @@ impl auditlake_compliance::Engine for AuditSession {
                 (date, auditlake_compliance::kept::key(&parts))
             })
             .collect())
+    }
+
+    async fn by_day(
+        &self,
+        queries: &[String],
+        days: &[auditlake_compliance::report::DayWork],
+    ) -> std::result::Result<
+        Option<auditlake_compliance::report::ByDayRows>,
+        auditlake_compliance::report::EngineError,
+    > {
+        let plans = self.plan_by_day(queries).await?;
+        let read = |sql: String| async move { self.ctx.sql(&sql).await?.collect().await };
+        let mut out = Vec::with_capacity(days.len());
+        for d in days {
+            out.push(plans.day(&d.date, d.from, d.to, &d.queries, read).await?);
+        }
+        Ok(Some(auditlake_compliance::report::ByDayRows {
+            schemas: plans.schemas(),
+            days: out,
+        }))
     }
 
     fn kept_base(&self) -> String {

@@ -1,0 +1,440 @@
+//! Day-local queries evaluated a day at a time, each day's events read once for all of them.
+//!
+//! A report's day-local controls (38 of them) each scanned the window on their own: over a month
+//! of 10M events every scan decoded the same columns again, 1-2.5 s each, about 50 s of a cold
+//! report. Here the queries are planned once, in a session of their own where `audit_events` and
+//! `open_requests` are [`SlotTable`]s: tables that serve whatever day is loaded in their slot.
+//! For each day the columns any plan reads are read once from the store (one query of the
+//! report's session, so the version, the pruning and the kept `open_requests` are its), put in
+//! the slots, and every plan runs over them in memory; the plans are reset between days
+//! ([`reset_plan_states`]; dynamic filters, which a reset does not clear, are off in this
+//! session).
+
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use auditlake_model::time::{Micros, format_canonical};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{DdlStatement, Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType, reset_plan_states};
+use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, collect,
+};
+use datafusion::prelude::SessionContext;
+
+/// One day of a table's rows, with only the columns the plans read.
+struct Loaded {
+    /// For each column of the table, where it is in `batches` (`None`: not loaded).
+    columns: Vec<Option<usize>>,
+    batches: Vec<RecordBatch>,
+}
+
+/// The day a [`SlotTable`] serves, set before its plans run.
+#[derive(Default)]
+pub(crate) struct Slot {
+    day: RwLock<Option<Arc<Loaded>>>,
+}
+
+impl Slot {
+    fn set(&self, loaded: Option<Loaded>) -> Result<()> {
+        *self
+            .day
+            .write()
+            .map_err(|_| DataFusionError::Internal("day slot poisoned".into()))? =
+            loaded.map(Arc::new);
+        Ok(())
+    }
+
+    fn get(&self) -> Result<Arc<Loaded>> {
+        self.day
+            .read()
+            .map_err(|_| DataFusionError::Internal("day slot poisoned".into()))?
+            .clone()
+            .ok_or_else(|| DataFusionError::Internal("no day loaded".into()))
+    }
+}
+
+/// A table whose rows are the day in its [`Slot`].
+#[derive(Debug)]
+pub(crate) struct SlotTable {
+    name: &'static str,
+    schema: SchemaRef,
+    slot: Arc<Slot>,
+    partitions: usize,
+}
+
+impl fmt::Debug for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Slot")
+    }
+}
+
+impl SlotTable {
+    pub(crate) fn new(
+        name: &'static str,
+        schema: SchemaRef,
+        slot: Arc<Slot>,
+        partitions: usize,
+    ) -> Self {
+        Self {
+            name,
+            schema,
+            slot,
+            partitions: partitions.max(1),
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for SlotTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let projection = projection
+            .cloned()
+            .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        let schema = Arc::new(self.schema.project(&projection)?);
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(self.partitions),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        Ok(Arc::new(SlotExec {
+            table: self.name,
+            projection,
+            schema,
+            slot: Arc::clone(&self.slot),
+            properties,
+        }))
+    }
+}
+
+/// Reads the day in the slot: batch `i` goes to partition `i % partitions`.
+#[derive(Debug)]
+struct SlotExec {
+    table: &'static str,
+    /// Columns of the table, in output order.
+    projection: Vec<usize>,
+    schema: SchemaRef,
+    slot: Arc<Slot>,
+    properties: Arc<PlanProperties>,
+}
+
+impl DisplayAs for SlotExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SlotExec: {} projection={:?}",
+            self.table, self.projection
+        )
+    }
+}
+
+impl ExecutionPlan for SlotExec {
+    fn name(&self) -> &'static str {
+        "SlotExec"
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            Err(DataFusionError::Internal("SlotExec has no children".into()))
+        }
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let loaded = self.slot.get()?;
+        let n = self.properties.output_partitioning().partition_count();
+        let mut batches = Vec::new();
+        for b in loaded.batches.iter().skip(partition).step_by(n) {
+            let columns = self
+                .projection
+                .iter()
+                .map(|&c| {
+                    loaded
+                        .columns
+                        .get(c)
+                        .copied()
+                        .flatten()
+                        .map(|i| Arc::clone(b.column(i)))
+                        .ok_or_else(|| {
+                            DataFusionError::Internal(format!(
+                                "{}: column {c} was not loaded",
+                                self.table
+                            ))
+                        })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            batches.push(RecordBatch::try_new(Arc::clone(&self.schema), columns)?);
+        }
+        Ok(Box::pin(MemoryStream::try_new(
+            batches,
+            Arc::clone(&self.schema),
+            None,
+        )?))
+    }
+}
+
+/// A slot and what fills it for a day.
+struct Filled {
+    name: &'static str,
+    slot: Arc<Slot>,
+    schema: SchemaRef,
+    /// The columns of the table something reads, in table order.
+    columns: Vec<usize>,
+    /// A derived table's plan (its view's query, projected to `columns`); `None` for a table
+    /// read from the report's session.
+    plan: Option<Arc<dyn ExecutionPlan>>,
+}
+
+/// The queries planned once over the slots, run a day at a time.
+pub(crate) struct ByDay {
+    ctx: SessionContext,
+    plans: Vec<Arc<dyn ExecutionPlan>>,
+    /// The tables read from the report's session, then the derived ones in the order they are
+    /// computed (a derived table reads only the ones before it).
+    slots: Vec<Filled>,
+}
+
+/// Which columns of the slot table `name` the plan's [`SlotExec`]s read.
+fn mark_read(plan: &Arc<dyn ExecutionPlan>, name: &str, read: &mut [bool]) -> Result<()> {
+    plan.apply(|node| {
+        if let Some(s) = node.downcast_ref::<SlotExec>()
+            && s.table == name
+        {
+            for &c in &s.projection {
+                read[c] = true;
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(())
+}
+
+impl ByDay {
+    /// Plans `queries` in `ctx`, whose `tables` (name, slot, schema) are [`SlotTable`]s read
+    /// from the report's session. Each of `derived` (a name and its `CREATE VIEW` statement) is
+    /// computed once per day into a slot of its own, registered here under its name, instead
+    /// of being planned into every query that reads it: the views every control reads
+    /// (`audit_requests`), with columns computed for each row, and those several controls read.
+    pub(crate) async fn plan(
+        ctx: SessionContext,
+        tables: Vec<(&'static str, Arc<Slot>, SchemaRef)>,
+        derived: &[(&'static str, &str)],
+        queries: &[String],
+    ) -> Result<Self> {
+        let partitions = ctx.state().config().target_partitions();
+        let mut slots: Vec<Filled> = tables
+            .into_iter()
+            .map(|(name, slot, schema)| Filled {
+                name,
+                slot,
+                schema,
+                columns: Vec::new(),
+                plan: None,
+            })
+            .collect();
+        let mut inputs = Vec::new();
+        for (name, sql) in derived {
+            let input = match ctx.state().create_logical_plan(sql).await? {
+                LogicalPlan::Ddl(DdlStatement::CreateView(v)) => v.input,
+                _ => {
+                    return Err(DataFusionError::Internal(format!(
+                        "{name}: not a CREATE VIEW"
+                    )));
+                }
+            };
+            let schema: SchemaRef = Arc::new(input.schema().as_arrow().clone());
+            let slot = Arc::new(Slot::default());
+            ctx.register_table(
+                *name,
+                Arc::new(SlotTable::new(
+                    name,
+                    Arc::clone(&schema),
+                    Arc::clone(&slot),
+                    partitions,
+                )),
+            )?;
+            inputs.push(input);
+            slots.push(Filled {
+                name,
+                slot,
+                schema,
+                columns: Vec::new(),
+                plan: None,
+            });
+        }
+        let mut plans = Vec::with_capacity(queries.len());
+        for q in queries {
+            plans.push(ctx.sql(q).await?.create_physical_plan().await?);
+        }
+        // What each slot must hold: the columns the queries read, then (last derived first)
+        // what each derived table's plan reads of the slots before it.
+        let mut read: Vec<Vec<bool>> = slots
+            .iter()
+            .map(|s| vec![false; s.schema.fields().len()])
+            .collect();
+        for p in &plans {
+            for (s, r) in slots.iter().zip(read.iter_mut()) {
+                mark_read(p, s.name, r)?;
+            }
+        }
+        let base = slots.len() - derived.len();
+        for (k, input) in inputs.iter().enumerate().rev() {
+            let at = base + k;
+            let columns: Vec<usize> = (0..read[at].len()).filter(|&c| read[at][c]).collect();
+            if columns.is_empty() {
+                continue;
+            }
+            let exprs: Vec<Expr> = columns
+                .iter()
+                .map(|&c| Expr::Column(input.schema().columns()[c].clone()))
+                .collect();
+            let projected = LogicalPlanBuilder::from(input.as_ref().clone())
+                .project(exprs)?
+                .build()?;
+            let plan = ctx.state().create_physical_plan(&projected).await?;
+            for (s, r) in slots[..at].iter().zip(read.iter_mut()) {
+                mark_read(&plan, s.name, r)?;
+            }
+            slots[at].plan = Some(plan);
+        }
+        for (s, r) in slots.iter_mut().zip(&read) {
+            s.columns = (0..r.len()).filter(|&c| r[c]).collect();
+        }
+        Ok(Self { ctx, plans, slots })
+    }
+
+    /// Each query's schema.
+    pub(crate) fn schemas(&self) -> Vec<SchemaRef> {
+        self.plans.iter().map(|p| p.schema()).collect()
+    }
+
+    /// Runs the plans `which` over `[from, to)` of `date` (the tables read by `read`, a query
+    /// of the report's session), each plan's rows in its own order.
+    pub(crate) async fn day<F, Fut>(
+        &self,
+        date: &str,
+        from: Micros,
+        to: Micros,
+        which: &[usize],
+        read: F,
+    ) -> Result<Vec<Vec<RecordBatch>>>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<RecordBatch>>>,
+    {
+        let started = std::time::Instant::now();
+        let mut times = Vec::new();
+        for s in &self.slots {
+            let t = std::time::Instant::now();
+            let loaded = if s.columns.is_empty() {
+                None
+            } else {
+                let batches = match &s.plan {
+                    Some(plan) => {
+                        collect(reset_plan_states(Arc::clone(plan))?, self.ctx.task_ctx()).await?
+                    }
+                    None => {
+                        let list: Vec<String> = s
+                            .columns
+                            .iter()
+                            .map(|&c| {
+                                format!("\"{}\"", s.schema.field(c).name().replace('"', "\"\""))
+                            })
+                            .collect();
+                        read(format!(
+                            "SELECT {} FROM {} WHERE date = '{date}' AND ts >= TIMESTAMP '{}' \
+                             AND ts < TIMESTAMP '{}'",
+                            list.join(", "),
+                            s.name,
+                            format_canonical(from),
+                            format_canonical(to)
+                        ))
+                        .await?
+                    }
+                };
+                let mut at = vec![None; s.schema.fields().len()];
+                for (i, &c) in s.columns.iter().enumerate() {
+                    at[c] = Some(i);
+                }
+                Some(Loaded {
+                    columns: at,
+                    batches: batches.into_iter().filter(|b| b.num_rows() > 0).collect(),
+                })
+            };
+            s.slot.set(loaded)?;
+            times.push(format!("{} {:.3}", s.name, t.elapsed().as_secs_f64()));
+        }
+        let loaded = started.elapsed();
+        let mut out = Vec::with_capacity(which.len());
+        for &i in which {
+            let t = std::time::Instant::now();
+            let plan = reset_plan_states(Arc::clone(&self.plans[i]))?;
+            out.push(collect(plan, self.ctx.task_ctx()).await?);
+            tracing::debug!(
+                date,
+                query = i,
+                "query in {:.4} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+        tracing::info!(
+            date,
+            queries = which.len(),
+            "tables in {:.3} s ({}), evaluated in {:.3} s",
+            loaded.as_secs_f64(),
+            times.join(", "),
+            (started.elapsed() - loaded).as_secs_f64()
+        );
+        for s in &self.slots {
+            s.slot.set(None)?;
+        }
+        Ok(out)
+    }
+}

@@ -31,14 +31,15 @@
 //! a NULL value (a request without a user is not an administrator's), `in_business_hours(NULL)` and
 //! `business_local_time(NULL)` are NULL.
 
-use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, FixedOffset, TimeZone, Timelike, Utc, Weekday};
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, ListArray, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, BooleanArray, ListArray, RecordBatch, StringArray, StringViewArray,
+    TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, TimeUnit};
@@ -638,14 +639,84 @@ impl ScopeUdf {
     }
 }
 
-fn strings_of(value: &ColumnarValue, rows: usize) -> datafusion::common::Result<StringArray> {
-    let array = value.to_array(rows)?;
-    let array = cast(&array, &DataType::Utf8)?;
-    Ok(array
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .cloned()
-        .unwrap_or_else(|| StringArray::new_null(rows)))
+/// A string argument's rows: `Utf8View` as it comes (the table's strings), anything else cast to
+/// `Utf8`.
+enum Texts {
+    View(StringViewArray),
+    Plain(StringArray),
+}
+
+impl Texts {
+    fn of(value: &ColumnarValue, rows: usize) -> datafusion::common::Result<Self> {
+        let array = value.to_array(rows)?;
+        if let Some(v) = array.as_any().downcast_ref::<StringViewArray>() {
+            return Ok(Self::View(v.clone()));
+        }
+        let array = cast(&array, &DataType::Utf8)?;
+        Ok(Self::Plain(
+            array
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .cloned()
+                .unwrap_or_else(|| StringArray::new_null(rows)),
+        ))
+    }
+
+    /// Whether each row matches: `false` for NULL. Each distinct value is matched once per
+    /// call (a scan's strings repeat: the user names of a day are a few hundred), keyed by its
+    /// 16-byte view where the strings are views (equal views are equal strings).
+    fn matches(&self, matches: impl Fn(&str) -> bool) -> Vec<bool> {
+        match self {
+            Self::View(a) => {
+                let mut seen: HashMap<u128, bool, BuildHasherDefault<FastHasher>> =
+                    HashMap::default();
+                (0..a.len())
+                    .map(|i| {
+                        a.is_valid(i)
+                            && *seen
+                                .entry(a.views()[i])
+                                .or_insert_with(|| matches(a.value(i)))
+                    })
+                    .collect()
+            }
+            Self::Plain(a) => {
+                let mut seen: HashMap<&str, bool, BuildHasherDefault<FastHasher>> =
+                    HashMap::default();
+                a.iter()
+                    .map(|v| v.is_some_and(|v| *seen.entry(v).or_insert_with(|| matches(v))))
+                    .collect()
+            }
+        }
+    }
+}
+
+/// A hasher for the memo of [`Texts::matches`] and [`any_matches`]: the keys are strings of
+/// one scan, not chosen by an attacker against this process's table sizes (a collision costs a
+/// comparison, not a wrong answer).
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn write_u128(&mut self, v: u128) {
+        self.write_u64(v as u64);
+        self.write_u64((v >> 64) as u64);
+    }
 }
 
 /// `List<Utf8>` (or NULL) as a list array of strings.
@@ -662,16 +733,28 @@ fn lists_of(value: &ColumnarValue, rows: usize) -> datafusion::common::Result<Op
     Ok(array.as_any().downcast_ref::<ListArray>().cloned())
 }
 
-fn any_matches(lists: Option<&ListArray>, row: usize, patterns: &Patterns) -> bool {
-    let Some(lists) = lists else { return false };
-    if lists.is_null(row) {
-        return false;
-    }
-    let values = lists.value(row);
-    let Some(values) = values.as_any().downcast_ref::<StringArray>() else {
-        return false;
+/// Whether any element of each row's list matches (`false` for a NULL list or none), each
+/// distinct element matched once.
+fn any_matches(lists: Option<&ListArray>, rows: usize, patterns: &Patterns) -> Vec<bool> {
+    let Some(lists) = lists else {
+        return vec![false; rows];
     };
-    values.iter().flatten().any(|g| patterns.matches(g))
+    let Some(values) = lists.values().as_any().downcast_ref::<StringArray>() else {
+        return vec![false; rows];
+    };
+    let offsets = lists.value_offsets();
+    let mut seen: HashMap<&str, bool, BuildHasherDefault<FastHasher>> = HashMap::default();
+    (0..lists.len())
+        .map(|row| {
+            lists.is_valid(row)
+                && (offsets[row] as usize..offsets[row + 1] as usize).any(|j| {
+                    values.is_valid(j)
+                        && *seen
+                            .entry(values.value(j))
+                            .or_insert_with(|| patterns.matches(values.value(j)))
+                })
+        })
+        .collect()
 }
 
 impl ScalarUDFImpl for ScopeUdf {
@@ -725,22 +808,17 @@ impl ScalarUDFImpl for ScopeUdf {
             }
             Kind::Match => {
                 let patterns = scope.list(self.setting(literal(0))?).expect("checked");
-                let values = strings_of(&args.args[1], rows)?;
-                Arc::new(
-                    values
-                        .iter()
-                        .map(|v| Some(v.is_some_and(|v| patterns.matches(v))))
-                        .collect::<BooleanArray>(),
-                )
+                let values = Texts::of(&args.args[1], rows)?;
+                Arc::new(BooleanArray::from(values.matches(|v| patterns.matches(v))))
             }
             Kind::MatchAny => {
                 let patterns = scope.list(self.setting(literal(0))?).expect("checked");
                 let lists = lists_of(&args.args[1], rows)?;
-                Arc::new(
-                    (0..rows)
-                        .map(|i| Some(any_matches(lists.as_ref(), i, patterns)))
-                        .collect::<BooleanArray>(),
-                )
+                Arc::new(BooleanArray::from(any_matches(
+                    lists.as_ref(),
+                    rows,
+                    patterns,
+                )))
             }
             Kind::IsAdmin | Kind::IsAutomation => {
                 let (users, groups) = if self.kind == Kind::IsAdmin {
@@ -753,20 +831,19 @@ impl ScalarUDFImpl for ScopeUdf {
                     scope.list(groups).expect("known"),
                 );
                 let break_glass = scope.list("break_glass_users").expect("known");
-                let names = strings_of(&args.args[0], rows)?;
+                let names = Texts::of(&args.args[0], rows)?;
                 let lists = lists_of(&args.args[1], rows)?;
-                Arc::new(
-                    (0..rows)
-                        .map(|i| {
-                            let name = names.is_valid(i).then(|| names.value(i));
-                            let by_name = name.is_some_and(|n| {
-                                users.matches(n)
-                                    || (self.kind == Kind::IsAdmin && break_glass.matches(n))
-                            });
-                            Some(by_name || any_matches(lists.as_ref(), i, groups))
-                        })
-                        .collect::<BooleanArray>(),
-                )
+                let by_name = names.matches(|n| {
+                    users.matches(n) || (self.kind == Kind::IsAdmin && break_glass.matches(n))
+                });
+                let by_group = any_matches(lists.as_ref(), rows, groups);
+                Arc::new(BooleanArray::from(
+                    by_name
+                        .iter()
+                        .zip(&by_group)
+                        .map(|(n, g)| *n || *g)
+                        .collect::<Vec<bool>>(),
+                ))
             }
             Kind::InBusinessHours | Kind::BusinessLocalTime => {
                 let array = args.args[0].to_array(rows)?;

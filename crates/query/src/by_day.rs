@@ -416,7 +416,13 @@ impl ByDay {
         for &i in which {
             let t = std::time::Instant::now();
             let plan = reset_plan_states(Arc::clone(&self.plans[i]))?;
-            out.push(collect(plan, self.ctx.task_ctx()).await?);
+            out.push(collect(Arc::clone(&plan), self.ctx.task_ctx()).await?);
+            if std::env::var("BYDAY_EXPLAIN").ok() == Some(i.to_string()) {
+                eprintln!(
+                    "{}",
+                    datafusion::physical_plan::displayable(plan.as_ref()).indent(true)
+                );
+            }
             tracing::debug!(
                 date,
                 query = i,

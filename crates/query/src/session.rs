@@ -183,11 +183,21 @@ impl AuditSession {
             .options_mut()
             .optimizer
             .enable_dynamic_filter_pushdown = false;
+        // Without ProjectionPushdown: it moves a projection below a filter whenever that narrows
+        // the columns, so that a control's `reason` (concatenations, scope functions) was
+        // computed for every row of the day, not for the rows the control finds (in a Parquet
+        // scan the projection is evaluated after the pushed-down filter instead).
+        let rules: Vec<_> = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new()
+            .rules
+            .into_iter()
+            .filter(|r| r.name() != "ProjectionPushdown")
+            .chain(std::iter::once(Arc::new(CountByStringRule) as _))
+            .collect();
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(Arc::clone(self.ctx.state().runtime_env()))
             .with_default_features()
-            .with_physical_optimizer_rule(Arc::new(CountByStringRule))
+            .with_physical_optimizer_rules(rules)
             .build();
         let partitions = state.config().target_partitions();
         let (ctx, schema) = context(state)?;

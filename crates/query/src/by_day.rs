@@ -239,6 +239,8 @@ pub(crate) struct ByDay {
     /// The tables read from the report's session, then the derived ones in the order they are
     /// computed (a derived table reads only the ones before it).
     slots: Vec<Filled>,
+    /// Where the per-day views' plans start in `plans`.
+    per_day: usize,
 }
 
 /// Which columns of the slot table `name` the plan's [`SlotExec`]s read.
@@ -267,6 +269,7 @@ impl ByDay {
         tables: Vec<(&'static str, Arc<Slot>, SchemaRef)>,
         derived: &[(&'static str, &str)],
         queries: &[String],
+        per_day: &[(&str, String)],
     ) -> Result<Self> {
         let partitions = ctx.state().config().target_partitions();
         let mut slots: Vec<Filled> = tables
@@ -310,7 +313,7 @@ impl ByDay {
             });
         }
         let mut plans = Vec::with_capacity(queries.len());
-        for q in queries {
+        for q in queries.iter().chain(per_day.iter().map(|(_, sql)| sql)) {
             plans.push(ctx.sql(q).await?.create_physical_plan().await?);
         }
         // What each slot must hold: the columns the queries read, then (last derived first)
@@ -347,24 +350,34 @@ impl ByDay {
         for (s, r) in slots.iter_mut().zip(&read) {
             s.columns = (0..r.len()).filter(|&c| r[c]).collect();
         }
-        Ok(Self { ctx, plans, slots })
+        Ok(Self {
+            ctx,
+            plans,
+            slots,
+            per_day: queries.len(),
+        })
     }
 
     /// Each query's schema.
     pub(crate) fn schemas(&self) -> Vec<SchemaRef> {
-        self.plans.iter().map(|p| p.schema()).collect()
+        self.plans[..self.per_day]
+            .iter()
+            .map(|p| p.schema())
+            .collect()
     }
 
-    /// Runs the plans `which` over `[from, to)` of `date` (the tables read by `read`, a query
-    /// of the report's session), each plan's rows in its own order.
+    /// Runs the queries `which` over `[from, to)` of `date` (the tables read by `read`, a query
+    /// of the report's session), each query's rows in its own order; and, for a `whole` day, the
+    /// per-day views (none otherwise).
     pub(crate) async fn day<F, Fut>(
         &self,
         date: &str,
         from: Micros,
         to: Micros,
         which: &[usize],
+        whole: bool,
         read: F,
-    ) -> Result<Vec<Vec<RecordBatch>>>
+    ) -> Result<(Vec<Vec<RecordBatch>>, Vec<Vec<RecordBatch>>)>
     where
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<Vec<RecordBatch>>>,
@@ -416,13 +429,7 @@ impl ByDay {
         for &i in which {
             let t = std::time::Instant::now();
             let plan = reset_plan_states(Arc::clone(&self.plans[i]))?;
-            out.push(collect(Arc::clone(&plan), self.ctx.task_ctx()).await?);
-            if std::env::var("BYDAY_EXPLAIN").ok() == Some(i.to_string()) {
-                eprintln!(
-                    "{}",
-                    datafusion::physical_plan::displayable(plan.as_ref()).indent(true)
-                );
-            }
+            out.push(collect(plan, self.ctx.task_ctx()).await?);
             tracing::debug!(
                 date,
                 query = i,
@@ -430,17 +437,27 @@ impl ByDay {
                 t.elapsed().as_secs_f64()
             );
         }
+        let evaluated = started.elapsed();
+        let mut per_day = Vec::new();
+        if whole {
+            for plan in &self.plans[self.per_day..] {
+                per_day.push(
+                    collect(reset_plan_states(Arc::clone(plan))?, self.ctx.task_ctx()).await?,
+                );
+            }
+        }
         tracing::info!(
             date,
             queries = which.len(),
-            "tables in {:.3} s ({}), evaluated in {:.3} s",
+            "tables in {:.3} s ({}), evaluated in {:.3} s, per-day views in {:.3} s",
             loaded.as_secs_f64(),
             times.join(", "),
-            (started.elapsed() - loaded).as_secs_f64()
+            (evaluated - loaded).as_secs_f64(),
+            (started.elapsed() - evaluated).as_secs_f64()
         );
         for s in &self.slots {
             s.slot.set(None)?;
         }
-        Ok(out)
+        Ok((out, per_day))
     }
 }

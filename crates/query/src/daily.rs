@@ -169,6 +169,43 @@ impl DailyTable {
         Ok(batches)
     }
 
+    /// The table's name.
+    pub(crate) fn name(&self) -> &str {
+        self.rows.name()
+    }
+
+    /// Takes `batches` as the rows of `day` (`YYYY-MM-DD`), computed elsewhere from the same
+    /// version's events of the whole day ([`crate::by_day`]): cached for the session and kept
+    /// like rows computed here.
+    pub(crate) async fn provide(&self, day: &str, batches: Vec<RecordBatch>) -> Result<()> {
+        let d = Partition::parse(&format!("date={day}"))
+            .ok_or_else(|| DataFusionError::Internal(format!("not a day: {day}")))?;
+        let mut files: Vec<(String, u64)> = self
+            .events
+            .snapshot()
+            .await?
+            .files_in(Some((d.start(), d.end())))
+            .into_iter()
+            .filter(|f| f.partition.date() == day)
+            .map(|f| (f.meta.location.to_string(), f.meta.size))
+            .collect();
+        files.sort();
+        let schema = self.rows.schema();
+        let batches = batches
+            .into_iter()
+            .filter(|b| b.num_rows() > 0)
+            // The query's fields may differ from the planned ones in nullability only.
+            .map(|b| RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        if let (Some(name), Some(kept)) = (self.kept_name(day, &files), &self.kept)
+            && let Ok(bytes) = auditlake_compliance::kept::encode(&schema, &batches)
+        {
+            let _ = kept.write(&name, bytes).await;
+        }
+        self.remember(day, Day { files, batches })?;
+        Ok(())
+    }
+
     fn remember(&self, day: &str, d: Day) -> Result<Arc<Day>> {
         let d = Arc::new(d);
         self.days

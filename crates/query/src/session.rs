@@ -41,6 +41,8 @@ pub struct QueryOptions {
     pub keep_per_day: bool,
 }
 
+const DAY: i64 = 86_400_000_000;
+
 /// The views computed once per day for the day-local controls ([`crate::by_day`]): every one
 /// reads `audit_requests`, several `workload_pod_specs` and `incomplete_records`. In the order
 /// they are computed (each reads only those before it).
@@ -90,6 +92,8 @@ pub struct AuditSession {
     /// Where kept evidence is read and written.
     kept: Arc<KeptObjects>,
     opts: QueryOptions,
+    /// The views computed a day at a time (their SQL, their table).
+    per_day: Arc<Vec<(&'static str, Arc<DailyTable>)>>,
 }
 
 impl AuditSession {
@@ -149,11 +153,13 @@ impl AuditSession {
             .flat_map(|v| [v.name.to_owned(), v.sql.to_owned()])
             .collect();
         key.push(opts.scope.sha256());
+        let mut per_day = Vec::new();
         for v in VIEWS.iter().filter(|v| v.per_day()) {
             let rows = SqlDay::plan(&ctx, v.name, v.sql, key.clone())
                 .await
                 .map_err(|e| Error::Internal(format!("built-in view {}: {e}", v.name)))?;
             let table = daily(Arc::new(rows));
+            per_day.push((v.sql, Arc::clone(&table)));
             if v.name == "audit_id_keys" {
                 ctx.register_table(
                     "audit_id_candidates",
@@ -170,6 +176,7 @@ impl AuditSession {
             table,
             kept,
             opts: opts.clone(),
+            per_day: Arc::new(per_day),
         })
     }
 
@@ -234,7 +241,14 @@ impl AuditSession {
             schema.add_pending(v.name, format!("built-in view {}", v.name), v.sql);
         }
         crate::compliance::register(&ctx, &schema)?;
-        Ok(ByDay::plan(ctx, tables, &derived, queries).await?)
+        // The per-day views too, over the day in the slots (`date = '{day}'` holds for every
+        // row there), for the whole-window controls that read them.
+        let per_day: Vec<(&str, String)> = self
+            .per_day
+            .iter()
+            .map(|(sql, t)| (t.name(), sql.replace("'{day}'", "date")))
+            .collect();
+        Ok(ByDay::plan(ctx, tables, &derived, queries, &per_day).await?)
     }
 
     /// The table version the session reads, when pinned (`as_of`).
@@ -379,7 +393,15 @@ impl auditlake_compliance::Engine for AuditSession {
         let read = |sql: String| async move { self.ctx.sql(&sql).await?.collect().await };
         let mut out = Vec::with_capacity(days.len());
         for d in days {
-            out.push(plans.day(&d.date, d.from, d.to, &d.queries, read).await?);
+            // A whole day also gives the per-day views' rows of the day.
+            let whole = d.from.rem_euclid(DAY) == 0 && d.to - d.from == DAY;
+            let (rows, per_day) = plans
+                .day(&d.date, d.from, d.to, &d.queries, whole, read)
+                .await?;
+            for ((_, table), batches) in self.per_day.iter().zip(per_day) {
+                table.provide(&d.date, batches).await?;
+            }
+            out.push(rows);
         }
         Ok(Some(auditlake_compliance::report::ByDayRows {
             schemas: plans.schemas(),

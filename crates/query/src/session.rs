@@ -786,4 +786,112 @@ mod tests {
         let name = gone.meta.location.filename().unwrap();
         assert!(again.to_string().contains(name), "{again}");
     }
+
+    /// The day-at-a-time evaluation of a report ([`crate::by_day`]) gives each day-local control
+    /// the rows its own query over the day gives, and the per-day views it computes on the way
+    /// are the rows their own per-day computation gives.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn by_day_gives_each_control_and_per_day_view_the_rows_of_its_own_query() {
+        use auditlake_compliance::Engine;
+        use auditlake_compliance::report::{DayWork, evidence_sql};
+        use datafusion::arrow::array::RecordBatch;
+        use datafusion::arrow::util::pretty::pretty_format_batches;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        let end = chrono::DateTime::from_timestamp(1_773_964_800, 0).unwrap();
+        let cfg = auditlake_gen::GenConfig {
+            events: 30_000,
+            days: 3,
+            seed: 7,
+            end,
+        };
+        auditlake_gen::generate(&cfg, std::fs::File::create(&log).unwrap()).unwrap();
+        let store =
+            auditlake_store::Store::open(dir.path().join("s").to_str().unwrap(), &[]).unwrap();
+        let rt = tokio::runtime::Handle::current();
+        let s2 = store.clone();
+        tokio::task::spawn_blocking(move || {
+            auditlake_ingest::ingest(
+                &s2,
+                &[auditlake_ingest::Input::File(log)],
+                &auditlake_ingest::IngestOptions::default(),
+                std::sync::Arc::new(()),
+                &rt,
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let open = || async {
+            super::AuditSession::open(store.clone(), &super::QueryOptions::default())
+                .await
+                .unwrap()
+        };
+        let session = open().await;
+        let day = super::DAY;
+        let to = end.timestamp_micros();
+        let from = to - 3 * day;
+        let controls: Vec<_> = crate::CONTROLS.iter().filter(|c| c.day_local()).collect();
+        let queries: Vec<String> = controls
+            .iter()
+            .map(|c| evidence_sql(c, from, to, None))
+            .collect();
+        // The last day asks only every other query, as a day with some controls kept does.
+        let days: Vec<DayWork> = (0..3)
+            .map(|k| DayWork {
+                date: auditlake_model::time::format_canonical(from + k * day)[..10].to_owned(),
+                from: from + k * day,
+                to: from + (k + 1) * day,
+                queries: (0..queries.len()).filter(|q| k < 2 || q % 2 == 0).collect(),
+            })
+            .collect();
+        let rows = session
+            .by_day(&queries, &days)
+            .await
+            .unwrap()
+            .expect("the session evaluates by day");
+        assert_eq!(rows.days.len(), 3);
+        let text = |b: &[RecordBatch]| pretty_format_batches(b).unwrap().to_string();
+        let (mut with_rows, mut total) = (0, 0);
+        for (d, got) in days.iter().zip(&rows.days) {
+            assert_eq!(got.len(), d.queries.len());
+            for (&q, got) in d.queries.iter().zip(got) {
+                let want = session
+                    .sql(&evidence_sql(controls[q], d.from, d.to, None))
+                    .await
+                    .unwrap()
+                    .collect()
+                    .await
+                    .unwrap();
+                let n: usize = want.iter().map(RecordBatch::num_rows).sum();
+                total += n;
+                with_rows += usize::from(n > 0);
+                assert_eq!(text(got), text(&want), "{} on {}", controls[q].view, d.date);
+            }
+        }
+        assert!(
+            with_rows >= 30 && total > 1_000,
+            "too few rows to compare: {with_rows} control-days with rows, {total} rows"
+        );
+        // The per-day views, handed to this session's tables, against a new session's own.
+        let fresh = open().await;
+        let sorted = |b: &[RecordBatch]| {
+            let mut lines: Vec<String> = text(b).lines().map(str::to_owned).collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(session.per_day.len(), 5);
+        for (_, table) in session.per_day.iter() {
+            // Every day of the store is one of the three (some views have no `date`).
+            let q = format!("SELECT * FROM {}", table.name());
+            let got = session.sql(&q).await.unwrap().collect().await.unwrap();
+            let want = fresh.sql(&q).await.unwrap().collect().await.unwrap();
+            // The generator truncates no record; the other four have rows.
+            assert!(
+                !want.is_empty() || table.name() == "truncated_records",
+                "{q}: no rows to compare"
+            );
+            assert_eq!(sorted(&got), sorted(&want), "{q}");
+        }
+    }
 }

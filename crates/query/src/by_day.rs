@@ -45,12 +45,11 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    fn set(&self, loaded: Option<Loaded>) -> Result<()> {
+    fn set(&self, loaded: Option<Arc<Loaded>>) -> Result<()> {
         *self
             .day
             .write()
-            .map_err(|_| DataFusionError::Internal("day slot poisoned".into()))? =
-            loaded.map(Arc::new);
+            .map_err(|_| DataFusionError::Internal("day slot poisoned".into()))? = loaded;
         Ok(())
     }
 
@@ -241,6 +240,10 @@ pub(crate) struct ByDay {
     slots: Vec<Filled>,
     /// Where the per-day views' plans start in `plans`.
     per_day: usize,
+    /// The slots of `audit_events` and `open_requests`, and the key columns (audit ID, ts,
+    /// cluster, stage) of the table: a whole day's open requests are found among the day's events
+    /// in memory ([`crate::open_requests::open_rows`]), the slots holding the same columns.
+    open: Option<(usize, usize, [usize; 4])>,
 }
 
 /// Which columns of the slot table `name` the plan's [`SlotExec`]s read.
@@ -347,6 +350,24 @@ impl ByDay {
             }
             slots[at].plan = Some(plan);
         }
+        let at = |name: &str| slots[..base].iter().position(|s| s.name == name);
+        let mut open = None;
+        if let (Some(e), Some(o)) = (at("audit_events"), at("open_requests"))
+            && read[o].iter().any(|&r| r)
+        {
+            let schema = &slots[e].schema;
+            let key = [
+                schema.index_of("audit_id")?,
+                schema.index_of("ts")?,
+                schema.index_of("cluster")?,
+                schema.index_of("stage")?,
+            ];
+            for c in 0..read[e].len() {
+                read[e][c] |= read[o][c] || key.contains(&c);
+            }
+            read[o] = read[e].clone();
+            open = Some((e, o, key));
+        }
         for (s, r) in slots.iter_mut().zip(&read) {
             s.columns = (0..r.len()).filter(|&c| r[c]).collect();
         }
@@ -355,6 +376,7 @@ impl ByDay {
             plans,
             slots,
             per_day: queries.len(),
+            open,
         })
     }
 
@@ -384,12 +406,22 @@ impl ByDay {
     {
         let started = std::time::Instant::now();
         let mut times = Vec::new();
-        for s in &self.slots {
+        let mut events: Option<Arc<Loaded>> = None;
+        for (k, s) in self.slots.iter().enumerate() {
             let t = std::time::Instant::now();
             let loaded = if s.columns.is_empty() {
                 None
             } else {
+                let from_events = match (self.open, &events) {
+                    (Some((_, o, key)), Some(e)) if o == k && whole => Some((e, key)),
+                    _ => None,
+                };
                 let batches = match &s.plan {
+                    _ if from_events.is_some() => {
+                        let (e, key) = from_events.expect("matched");
+                        let at = key.map(|c| e.columns[c].expect("key columns are loaded"));
+                        crate::open_requests::open_rows(&e.batches, at)?
+                    }
                     Some(plan) => {
                         collect(reset_plan_states(Arc::clone(plan))?, self.ctx.task_ctx()).await?
                     }
@@ -416,11 +448,14 @@ impl ByDay {
                 for (i, &c) in s.columns.iter().enumerate() {
                     at[c] = Some(i);
                 }
-                Some(Loaded {
+                Some(Arc::new(Loaded {
                     columns: at,
                     batches: batches.into_iter().filter(|b| b.num_rows() > 0).collect(),
-                })
+                }))
             };
+            if self.open.is_some_and(|(e, ..)| e == k) {
+                events = loaded.clone();
+            }
             s.slot.set(loaded)?;
             times.push(format!("{} {:.3}", s.name, t.elapsed().as_secs_f64()));
         }

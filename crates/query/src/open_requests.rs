@@ -167,3 +167,135 @@ impl DayRows for OpenRequests {
         Ok(batches)
     }
 }
+
+/// The open requests among one whole day's events held in memory (`batches`, with the audit ID,
+/// ts, cluster and stage at `cols`): the rows [`OpenRequests`] finds with its two anti-joins over
+/// the day's files, each batch filtered to them.
+pub(crate) fn open_rows(batches: &[RecordBatch], cols: [usize; 4]) -> Result<Vec<RecordBatch>> {
+    use datafusion::arrow::array::{Array, AsArray, StringViewArray};
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::DataType;
+    let views = |b: &RecordBatch, i: usize| -> Result<StringViewArray> {
+        Ok(cast(b.column(i), &DataType::Utf8View)?
+            .as_string_view()
+            .clone())
+    };
+    let columns: Vec<[StringViewArray; 3]> = batches
+        .iter()
+        .map(|b| Ok([views(b, cols[0])?, views(b, cols[2])?, views(b, cols[3])?]))
+        .collect::<Result<_>>()?;
+    fn key(c: &[StringViewArray; 3], i: usize) -> Option<(&str, &str)> {
+        c[0].is_valid(i).then(|| {
+            (
+                c[0].value(i),
+                if c[1].is_valid(i) { c[1].value(i) } else { "" },
+            )
+        })
+    }
+    // The requests that may be open (a ResponseStarted or RequestReceived event), then for each
+    // whether it has a complete event, and whether it has any event past RequestReceived.
+    fn stage(c: &[StringViewArray; 3], i: usize) -> Option<&str> {
+        c[2].is_valid(i).then(|| c[2].value(i))
+    }
+    let mut seen: datafusion::common::HashMap<(&str, &str), (bool, bool)> = Default::default();
+    for c in &columns {
+        for i in 0..c[0].len() {
+            if matches!(stage(c, i), Some("ResponseStarted" | "RequestReceived"))
+                && let Some(k) = key(c, i)
+            {
+                seen.insert(k, (false, false));
+            }
+        }
+    }
+    for c in &columns {
+        for i in 0..c[0].len() {
+            let Some(k) = key(c, i) else { continue };
+            let Some((complete, later)) = seen.get_mut(&k) else {
+                continue;
+            };
+            let s = stage(c, i);
+            *complete |= matches!(s, None | Some("ResponseComplete" | "Panic"));
+            *later |= s != Some("RequestReceived");
+        }
+    }
+    let mut out = Vec::new();
+    for (b, c) in batches.iter().zip(&columns) {
+        let ts = b.column(cols[1]);
+        let keep: BooleanArray = (0..b.num_rows())
+            .map(|i| {
+                let open = ts.is_valid(i)
+                    && key(c, i)
+                        .and_then(|k| seen.get(&k))
+                        .is_some_and(|&(complete, later)| match stage(c, i) {
+                            Some("ResponseStarted") => !complete,
+                            Some("RequestReceived") => !later,
+                            _ => false,
+                        });
+                Some(open)
+            })
+            .collect();
+        let b = filter_record_batch(b, &keep)?;
+        if b.num_rows() > 0 {
+            out.push(b);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int64Array, RecordBatch, StringViewArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    /// Each kind of request once: open ones are a ResponseStarted without a complete event and a
+    /// RequestReceived without any later one, per audit ID and cluster; NULL IDs are never open.
+    #[test]
+    fn open_rows_are_the_unfinished_requests_of_the_day() {
+        let rows: &[(Option<&str>, Option<&str>, Option<&str>)] = &[
+            (Some("a"), None, Some("RequestReceived")), // only received: open
+            (Some("b"), None, Some("RequestReceived")),
+            (Some("b"), None, Some("ResponseStarted")), // started, no end: open
+            (Some("c"), None, Some("RequestReceived")),
+            (Some("c"), None, Some("ResponseStarted")),
+            (Some("c"), None, Some("ResponseComplete")), // complete: none open
+            (Some("d"), Some("x"), Some("RequestReceived")), // open in cluster x
+            (Some("d"), Some("y"), Some("ResponseComplete")),
+            (None, None, Some("RequestReceived")), // no ID: not open
+            (Some("e"), None, Some("ResponseStarted")),
+            (Some("e"), None, None), // no stage (old API): complete
+        ];
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("audit_id", DataType::Utf8View, true),
+            Field::new("ts", DataType::Int64, false),
+            Field::new("cluster", DataType::Utf8View, true),
+            Field::new("stage", DataType::Utf8View, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(rows.iter().map(|r| r.0).collect::<StringViewArray>()),
+                Arc::new(Int64Array::from_iter_values(0..rows.len() as i64)),
+                Arc::new(rows.iter().map(|r| r.1).collect::<StringViewArray>()),
+                Arc::new(rows.iter().map(|r| r.2).collect::<StringViewArray>()),
+            ],
+        )
+        .unwrap();
+        // Split in two batches: a request's events may be in different batches.
+        let batches = [batch.slice(0, 4), batch.slice(4, rows.len() - 4)];
+        let open = super::open_rows(&batches, [0, 1, 2, 3]).unwrap();
+        let ts: Vec<i64> = open
+            .iter()
+            .flat_map(|b| {
+                b.column(1)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(ts, vec![0, 2, 6]);
+    }
+}

@@ -794,7 +794,7 @@ mod tests {
     async fn by_day_gives_each_control_and_per_day_view_the_rows_of_its_own_query() {
         use auditlake_compliance::Engine;
         use auditlake_compliance::report::{DayWork, evidence_sql};
-        use datafusion::arrow::array::RecordBatch;
+        use datafusion::arrow::array::{AsArray, RecordBatch};
         use datafusion::arrow::util::pretty::pretty_format_batches;
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("audit.log");
@@ -827,6 +827,21 @@ mod tests {
                 .await
                 .unwrap()
         };
+        let session = open().await;
+        // Open requests are among the events compared (found in memory by the day's pass, by
+        // anti-joins over the files here).
+        let open_requests = session
+            .sql("SELECT count(*) FROM open_requests")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let n = open_requests[0]
+            .column(0)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+            .value(0);
+        assert!(n > 0, "the generated days hold no open request");
         let session = open().await;
         let day = super::DAY;
         let to = end.timestamp_micros();

@@ -1,14 +1,21 @@
 //! Day-local queries evaluated a day at a time, each day's events read once for all of them.
 //!
-//! A report's day-local controls (38 of them) each scanned the window on their own: over a month
-//! of 10M events every scan decoded the same columns again, 1-2.5 s each, about 50 s of a cold
-//! report. Here the queries are planned once, in a session of their own where `audit_events` and
-//! `open_requests` are [`SlotTable`]s: tables that serve whatever day is loaded in their slot.
-//! For each day the columns any plan reads are read once from the store (one query of the
-//! report's session, so the version, the pruning and the kept `open_requests` are its), put in
-//! the slots, and every plan runs over them in memory; the plans are reset between days
-//! ([`reset_plan_states`]; dynamic filters, which a reset does not clear, are off in this
-//! session).
+//! A report's day-local controls (36 of them, with the 10.2.2 check) each scanned the window on
+//! their own: over a month of 10M events each paid its own pass, 0.4-2.6 s, about 50 s of a 57 s
+//! cold report. Here the queries are planned once, in a session of their own where `audit_events`
+//! and `open_requests` are [`SlotTable`]s: tables that serve whatever day is loaded in their
+//! slot. For each day:
+//! - the columns any plan reads are read once from the store (one query of the report's
+//!   session, so the version and the pruning are its); a whole day's open requests are found
+//!   among those events in memory ([`crate::open_requests::open_rows`]);
+//! - the views most controls read (`audit_requests`, `workload_pod_specs`, `incomplete_records`)
+//!   are computed once into slots of their own, projected to the columns read of them;
+//! - every plan runs over the slots in memory, reset between days ([`reset_plan_states`];
+//!   dynamic filters, which a reset does not clear, are off in this session), and for a whole
+//!   day so do the per-day views, whose rows the report's session then keeps
+//!   ([`crate::daily::DailyTable::provide`]).
+//!
+//! 57 s -> 25 s cold on 10M events over 30 days, the JSON identical (see the README).
 
 use std::fmt;
 use std::sync::{Arc, RwLock};

@@ -753,8 +753,9 @@ fn an_exec_session_still_open_is_found_by_the_exec_controls() {
     assert_eq!(rows[0]["stage"], "ResponseComplete");
 }
 
-/// A report keeps a closed day's open requests with its evidence; when the end of a session
-/// kept as open arrives, the day is computed again and the session is reported complete.
+/// A report keeps a closed day's evidence of an open session (its open requests are found among
+/// the day's events as the day is evaluated, not kept apart); when the end of the session
+/// arrives, the day is computed again and the session is reported complete.
 #[test]
 fn kept_open_requests_follow_a_late_end() {
     let dir = tempfile::tempdir().unwrap();
@@ -776,7 +777,7 @@ fn kept_open_requests_follow_a_late_end() {
         "{}",
         reason(&open)
     );
-    assert_kept(&store, "2026-05-04", "open_requests-");
+    assert_kept(&store, "2026-05-04", "det_exec_attach-");
     let (again, [read, computed, ..]) = report_kept(&store, &config, from, to, &[]);
     assert_eq!((computed, again.clone()), (0, open.clone()), "{read}");
 

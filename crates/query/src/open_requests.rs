@@ -9,8 +9,10 @@
 //! 10M events); so it is done once per day and kept for the session, keyed by the day's files
 //! (a commit that changes a day's files recomputes that day only). A report's session also keeps
 //! a closed day's open requests in the store (`_evidence/date=D/open_requests-<key>.parquet`,
-//! signed like the controls' evidence): a month's took 13 s of every report on 10M events. The
-//! caching and keeping are [`crate::daily::DailyTable`]'s.
+//! signed like the controls' evidence) when one of its queries reads them: a month's took 13 s of
+//! every report on 10M events. The caching and keeping are [`crate::daily::DailyTable`]'s. A
+//! report's day-local controls find a whole day's open requests among the day's events in memory
+//! instead ([`open_rows`], for [`crate::by_day`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;

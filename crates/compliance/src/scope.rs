@@ -31,8 +31,8 @@
 //! a NULL value (a request without a user is not an administrator's), `in_business_hours(NULL)` and
 //! `business_local_time(NULL)` are NULL.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -639,6 +639,10 @@ impl ScopeUdf {
     }
 }
 
+/// The memo of [`Texts::matches`] and [`any_matches`]: DataFusion's hash map (foldhash), whose
+/// keys here are one batch's strings.
+type MemoMap<K, V> = datafusion::common::HashMap<K, V>;
+
 /// A string argument's rows: `Utf8View` as it comes (the table's strings), anything else cast to
 /// `Utf8`.
 enum Texts {
@@ -668,8 +672,7 @@ impl Texts {
     fn matches(&self, matches: impl Fn(&str) -> bool) -> Vec<bool> {
         match self {
             Self::View(a) => {
-                let mut seen: HashMap<u128, bool, BuildHasherDefault<FastHasher>> =
-                    HashMap::default();
+                let mut seen: MemoMap<u128, bool> = MemoMap::default();
                 (0..a.len())
                     .map(|i| {
                         a.is_valid(i)
@@ -680,42 +683,12 @@ impl Texts {
                     .collect()
             }
             Self::Plain(a) => {
-                let mut seen: HashMap<&str, bool, BuildHasherDefault<FastHasher>> =
-                    HashMap::default();
+                let mut seen: MemoMap<&str, bool> = MemoMap::default();
                 a.iter()
                     .map(|v| v.is_some_and(|v| *seen.entry(v).or_insert_with(|| matches(v))))
                     .collect()
             }
         }
-    }
-}
-
-/// A hasher for the memo of [`Texts::matches`] and [`any_matches`]: the keys are strings of
-/// one scan, not chosen by an attacker against this process's table sizes (a collision costs a
-/// comparison, not a wrong answer).
-#[derive(Default)]
-struct FastHasher(u64);
-
-impl Hasher for FastHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(b));
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-
-    fn write_u128(&mut self, v: u128) {
-        self.write_u64(v as u64);
-        self.write_u64((v >> 64) as u64);
     }
 }
 
@@ -743,7 +716,7 @@ fn any_matches(lists: Option<&ListArray>, rows: usize, patterns: &Patterns) -> V
         return vec![false; rows];
     };
     let offsets = lists.value_offsets();
-    let mut seen: HashMap<&str, bool, BuildHasherDefault<FastHasher>> = HashMap::default();
+    let mut seen: MemoMap<&str, bool> = MemoMap::default();
     (0..lists.len())
         .map(|row| {
             lists.is_valid(row)

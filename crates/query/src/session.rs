@@ -587,6 +587,42 @@ pub fn split_statements(sql: &str) -> Result<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
+    /// The end of the generated days (2026-03-20, UTC midnight), in seconds.
+    const GENERATED_END: i64 = 1_773_964_800;
+
+    /// A store under `dir` holding `events` generated events over the 3 days before
+    /// [`GENERATED_END`].
+    async fn generated_store(
+        dir: &std::path::Path,
+        events: u64,
+        seed: u64,
+    ) -> auditlake_store::Store {
+        let log = dir.join("audit.log");
+        let cfg = auditlake_gen::GenConfig {
+            events,
+            days: 3,
+            seed,
+            end: chrono::DateTime::from_timestamp(GENERATED_END, 0).unwrap(),
+        };
+        auditlake_gen::generate(&cfg, std::fs::File::create(&log).unwrap()).unwrap();
+        let store = auditlake_store::Store::open(dir.join("s").to_str().unwrap(), &[]).unwrap();
+        let rt = tokio::runtime::Handle::current();
+        let s2 = store.clone();
+        tokio::task::spawn_blocking(move || {
+            auditlake_ingest::ingest(
+                &s2,
+                &[auditlake_ingest::Input::File(log)],
+                &auditlake_ingest::IngestOptions::default(),
+                std::sync::Arc::new(()),
+                &rt,
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        store
+    }
+
     #[test]
     fn splits_at_top_level_semicolons() {
         let s = super::split_statements(
@@ -732,30 +768,7 @@ mod tests {
     async fn a_file_removed_after_planning_is_recognised_and_a_new_plan_reads_the_rest() {
         use futures::StreamExt;
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("audit.log");
-        let cfg = auditlake_gen::GenConfig {
-            events: 3_000,
-            days: 3,
-            seed: 2,
-            end: chrono::DateTime::from_timestamp(1_773_964_800, 0).unwrap(),
-        };
-        auditlake_gen::generate(&cfg, std::fs::File::create(&log).unwrap()).unwrap();
-        let store =
-            auditlake_store::Store::open(dir.path().join("s").to_str().unwrap(), &[]).unwrap();
-        let rt = tokio::runtime::Handle::current();
-        let s2 = store.clone();
-        tokio::task::spawn_blocking(move || {
-            auditlake_ingest::ingest(
-                &s2,
-                &[auditlake_ingest::Input::File(log)],
-                &auditlake_ingest::IngestOptions::default(),
-                std::sync::Arc::new(()),
-                &rt,
-            )
-        })
-        .await
-        .unwrap()
-        .unwrap();
+        let store = generated_store(dir.path(), 3_000, 2).await;
         let session = super::AuditSession::open(store.clone(), &super::QueryOptions::default())
             .await
             .unwrap();
@@ -797,31 +810,8 @@ mod tests {
         use datafusion::arrow::array::{AsArray, RecordBatch};
         use datafusion::arrow::util::pretty::pretty_format_batches;
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("audit.log");
-        let end = chrono::DateTime::from_timestamp(1_773_964_800, 0).unwrap();
-        let cfg = auditlake_gen::GenConfig {
-            events: 30_000,
-            days: 3,
-            seed: 7,
-            end,
-        };
-        auditlake_gen::generate(&cfg, std::fs::File::create(&log).unwrap()).unwrap();
-        let store =
-            auditlake_store::Store::open(dir.path().join("s").to_str().unwrap(), &[]).unwrap();
-        let rt = tokio::runtime::Handle::current();
-        let s2 = store.clone();
-        tokio::task::spawn_blocking(move || {
-            auditlake_ingest::ingest(
-                &s2,
-                &[auditlake_ingest::Input::File(log)],
-                &auditlake_ingest::IngestOptions::default(),
-                std::sync::Arc::new(()),
-                &rt,
-            )
-        })
-        .await
-        .unwrap()
-        .unwrap();
+        let store = generated_store(dir.path(), 30_000, 7).await;
+        let end = chrono::DateTime::from_timestamp(GENERATED_END, 0).unwrap();
         let open = || async {
             super::AuditSession::open(store.clone(), &super::QueryOptions::default())
                 .await

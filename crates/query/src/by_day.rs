@@ -47,7 +47,7 @@ struct Loaded {
 
 /// The day a [`SlotTable`] serves, set before its plans run.
 #[derive(Default)]
-pub(crate) struct Slot {
+struct Slot {
     day: RwLock<Option<Arc<Loaded>>>,
 }
 
@@ -71,7 +71,7 @@ impl Slot {
 
 /// A table whose rows are the day in its [`Slot`].
 #[derive(Debug)]
-pub(crate) struct SlotTable {
+struct SlotTable {
     name: &'static str,
     schema: SchemaRef,
     slot: Arc<Slot>,
@@ -85,12 +85,7 @@ impl fmt::Debug for Slot {
 }
 
 impl SlotTable {
-    pub(crate) fn new(
-        name: &'static str,
-        schema: SchemaRef,
-        slot: Arc<Slot>,
-        partitions: usize,
-    ) -> Self {
+    fn new(name: &'static str, schema: SchemaRef, slot: Arc<Slot>, partitions: usize) -> Self {
         Self {
             name,
             schema,
@@ -269,29 +264,43 @@ fn mark_read(plan: &Arc<dyn ExecutionPlan>, name: &str, read: &mut [bool]) -> Re
 }
 
 impl ByDay {
-    /// Plans `queries` in `ctx`, whose `tables` (name, slot, schema) are [`SlotTable`]s read
-    /// from the report's session. Each of `derived` (a name and its `CREATE VIEW` statement) is
+    /// Plans `queries` in `ctx`, where each of `tables` (name, schema) is registered as a
+    /// [`SlotTable`] filled from the report's session. Each of `derived` (a name and its `CREATE VIEW` statement) is
     /// computed once per day into a slot of its own, registered here under its name, instead
     /// of being planned into every query that reads it: the views every control reads
     /// (`audit_requests`), with columns computed for each row, and those several controls read.
     pub(crate) async fn plan(
         ctx: SessionContext,
-        tables: Vec<(&'static str, Arc<Slot>, SchemaRef)>,
+        tables: &[(&'static str, SchemaRef)],
         derived: &[(&'static str, &str)],
         queries: &[String],
         per_day: &[(&str, String)],
     ) -> Result<Self> {
         let partitions = ctx.state().config().target_partitions();
-        let mut slots: Vec<Filled> = tables
-            .into_iter()
-            .map(|(name, slot, schema)| Filled {
+        // Registers `name` as a slot table of `schema`.
+        let register = |name: &'static str, schema: SchemaRef| -> Result<Filled> {
+            let slot = Arc::new(Slot::default());
+            ctx.register_table(
+                name,
+                Arc::new(SlotTable::new(
+                    name,
+                    Arc::clone(&schema),
+                    Arc::clone(&slot),
+                    partitions,
+                )),
+            )?;
+            Ok(Filled {
                 name,
                 slot,
                 schema,
                 columns: Vec::new(),
                 plan: None,
             })
-            .collect();
+        };
+        let mut slots: Vec<Filled> = tables
+            .iter()
+            .map(|(name, schema)| register(name, Arc::clone(schema)))
+            .collect::<Result<_>>()?;
         let mut inputs = Vec::new();
         for (name, sql) in derived {
             let input = match ctx.state().create_logical_plan(sql).await? {
@@ -302,25 +311,8 @@ impl ByDay {
                     )));
                 }
             };
-            let schema: SchemaRef = Arc::new(input.schema().as_arrow().clone());
-            let slot = Arc::new(Slot::default());
-            ctx.register_table(
-                *name,
-                Arc::new(SlotTable::new(
-                    name,
-                    Arc::clone(&schema),
-                    Arc::clone(&slot),
-                    partitions,
-                )),
-            )?;
+            slots.push(register(name, Arc::new(input.schema().as_arrow().clone()))?);
             inputs.push(input);
-            slots.push(Filled {
-                name,
-                slot,
-                schema,
-                columns: Vec::new(),
-                plan: None,
-            });
         }
         let mut plans = Vec::with_capacity(queries.len());
         for q in queries.iter().chain(per_day.iter().map(|(_, sql)| sql)) {

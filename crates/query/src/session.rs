@@ -10,7 +10,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::by_day::{ByDay, Slot, SlotTable};
+use crate::by_day::ByDay;
 use crate::count_by::CountByStringRule;
 use crate::daily::{DailyTable, DayRows, SqlDay};
 use crate::lazy::LazyViewSchema;
@@ -206,23 +206,11 @@ impl AuditSession {
             .with_default_features()
             .with_physical_optimizer_rules(rules)
             .build();
-        let partitions = state.config().target_partitions();
         let (ctx, schema) = context(state)?;
-        let mut tables = Vec::new();
-        for name in ["audit_events", "open_requests"] {
-            let slot = Arc::new(Slot::default());
-            let table_schema = self.table.schema();
-            ctx.register_table(
-                name,
-                Arc::new(SlotTable::new(
-                    name,
-                    Arc::clone(&table_schema),
-                    Arc::clone(&slot),
-                    partitions,
-                )),
-            )?;
-            tables.push((name, slot, table_schema));
-        }
+        let tables = [
+            ("audit_events", self.table.schema()),
+            ("open_requests", self.table.schema()),
+        ];
         self.opts.scope.register(&ctx)?;
         let derived: Vec<(&'static str, &str)> = BY_DAY_DERIVED
             .iter()
@@ -248,7 +236,7 @@ impl AuditSession {
             .iter()
             .map(|(sql, t)| (t.name(), sql.replace("'{day}'", "date")))
             .collect();
-        Ok(ByDay::plan(ctx, tables, &derived, queries, &per_day).await?)
+        Ok(ByDay::plan(ctx, &tables, &derived, queries, &per_day).await?)
     }
 
     /// The table version the session reads, when pinned (`as_of`).
